@@ -1,0 +1,1 @@
+"""Built-in-style algorithms. ``algorithm_for(name)`` returns the module-level ``train(env)`` to call."""

@@ -1,0 +1,79 @@
+"""The array-backend seam: numpy on CPU, CuPy on a GPU, chosen once per job.
+
+Algorithms take an ``ArrayBackend`` and write their math against ``backend.xp``; they never test for
+a GPU themselves. ``to_host``/``to_device`` move arrays across the boundary.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from smlocal.errors import CustomerError
+
+
+@dataclass(frozen=True)
+class ArrayBackend:
+    xp: Any  # numpy or cupy
+    name: str  # "numpy" | "cupy"
+    num_gpus: int = 0
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.num_gpus > 0
+
+    def to_device(self, array: Any) -> Any:
+        return self.xp.asarray(array)
+
+    def to_host(self, array: Any) -> np.ndarray:
+        if self.name == "cupy":
+            return self.xp.asnumpy(array)
+        return np.asarray(array)
+
+
+CPU = ArrayBackend(np, "numpy", 0)
+
+
+def detected_gpus() -> int:
+    """GPUs usable through CuPy (0 when CuPy or a device is missing)."""
+    try:
+        import cupy  # noqa: F401  (optional: only on GPU images)
+
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # noqa: BLE001 - any CuPy/driver failure means no usable GPU
+        return 0
+
+
+def nvidia_smi_count() -> int:
+    """What ``nvidia-smi -L`` lists, as the built-ins log it (0 without the tool)."""
+    if not shutil.which("nvidia-smi"):
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def select_backend(num_gpus: int | str = "auto") -> ArrayBackend:
+    """``_num_gpus``: ``auto`` = use a GPU when one is detected; an int = min(requested, detected).
+
+    Like the built-ins, at most one GPU is used per host.
+    """
+    available = detected_gpus()
+    if num_gpus == "auto":
+        wanted = available
+    else:
+        wanted = int(num_gpus)
+        if wanted < 0:
+            raise CustomerError(f"The value '{num_gpus}' is not valid for the '_num_gpus' hyperparameter which accepts "
+                                "an integer >= 0 or 'auto'")
+        wanted = min(wanted, available)
+    if wanted <= 0:
+        return CPU
+    import cupy
+
+    return ArrayBackend(cupy, "cupy", 1)

@@ -1,0 +1,56 @@
+"""What ``container/train`` and ``container/serve`` call: thin, all errors mapped in one place."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from smlocal.environment import Paths, base_dir, load_training_env
+from smlocal.errors import CustomerError, run_and_report
+
+ALGORITHM_ENV = "SMLOCAL_ALGORITHM"
+DEFAULT_ALGORITHM = "kmeans"
+# module implementing ``train(env)`` for each SMLOCAL_ALGORITHM value
+ALGORITHMS = {
+    "kmeans": "smlocal.algorithms.kmeans",
+    "linear-learner": "smlocal.algorithms.linear_learner",
+}
+
+
+def algorithm_name(environ=None) -> str:
+    env = os.environ if environ is None else environ
+    return (env.get(ALGORITHM_ENV) or DEFAULT_ALGORITHM).strip().lower().replace("_", "-")
+
+
+def _run_algorithm() -> None:
+    name = algorithm_name()
+    if name not in ALGORITHMS:
+        raise CustomerError(
+            f"Unknown algorithm '{name}' in {ALGORITHM_ENV}; use one of: {', '.join(sorted(ALGORITHMS))}."
+        )
+    env = load_training_env()
+    module = importlib.import_module(ALGORITHMS[name])
+    module.train(env)
+
+
+def train(argv: list[str] | None = None) -> int:
+    from smlocal.algorithms.reporting import setup_logging
+
+    logger = setup_logging(os.environ.get("SMLOCAL_LOG_LEVEL", "info"))
+    logger.info("Docker entrypoint called with argument(s): train")
+    base = base_dir()
+    return run_and_report(_run_algorithm, lambda: Paths(base).failure_file)
+
+
+def serve(argv: list[str] | None = None) -> int:
+    from smlocal.serving.server import main as serve_main
+
+    return serve_main(argv)
+
+
+def main_train() -> None:  # console-script style wrappers for container/*
+    sys.exit(train(sys.argv[1:]))
+
+
+def main_serve() -> None:
+    sys.exit(serve(sys.argv[1:]))
