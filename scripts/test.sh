@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install smlocal with its pinned test dependencies into .venv and run the whole test suite.
+# Container tests need a Docker engine: beside ../shared (CI, developer machines) the engine and the
+# base-image stand-ins come from ../shared/ci/docker-up.sh; elsewhere they skip with a reason.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+if [[ -x ../shared/ci/docker-up.sh && ${SMLOCAL_NO_DOCKER:-0} != 1 ]]; then
+  if up=$(../shared/ci/docker-up.sh python:3.11-slim); then
+    eval "$up"
+  else
+    echo "test.sh: no Docker engine could be started; container tests will skip" >&2
+  fi
+fi
+exec .venv/bin/python -m pytest "$@"
