@@ -5,7 +5,7 @@ import importlib
 import os
 import sys
 
-from smlocal.environment import Paths, base_dir, load_training_env
+from smlocal.environment import Paths, TrainingEnv, base_dir, load_training_env
 from smlocal.errors import CustomerError, run_and_report
 
 ALGORITHM_ENV = "SMLOCAL_ALGORITHM"
@@ -22,15 +22,26 @@ def algorithm_name(environ=None) -> str:
     return (env.get(ALGORITHM_ENV) or DEFAULT_ALGORITHM).strip().lower().replace("_", "-")
 
 
-def _run_algorithm() -> None:
+def _run_algorithm(env: TrainingEnv) -> None:
     name = algorithm_name()
     if name not in ALGORITHMS:
         raise CustomerError(
             f"Unknown algorithm '{name}' in {ALGORITHM_ENV}; use one of: {', '.join(sorted(ALGORITHMS))}."
         )
-    env = load_training_env()
     module = importlib.import_module(ALGORITHMS[name])
     module.train(env)
+
+
+def _run_job() -> None:
+    """Script mode when a user program is named, else the built-in algorithm."""
+    from smlocal.scriptmode.training import requested_program, run_user_script
+
+    env = load_training_env()
+    program = requested_program(env)
+    if program is not None:
+        run_user_script(env, program)
+    else:
+        _run_algorithm(env)
 
 
 def train(argv: list[str] | None = None) -> int:
@@ -39,7 +50,7 @@ def train(argv: list[str] | None = None) -> int:
     logger = setup_logging(os.environ.get("SMLOCAL_LOG_LEVEL", "info"))
     logger.info("Docker entrypoint called with argument(s): train")
     base = base_dir()
-    return run_and_report(_run_algorithm, lambda: Paths(base).failure_file)
+    return run_and_report(_run_job, lambda: Paths(base).failure_file)
 
 
 def serve(argv: list[str] | None = None) -> int:

@@ -23,6 +23,9 @@ class SmlocalError(Exception):
     prefix = "Algorithm Error"
     http_status = 500
 
+    def failure_text(self) -> str:
+        return f"{self.prefix}: {self}"
+
 
 class CustomerError(SmlocalError):
     """The user's input is wrong (hyperparameter, data, config): exit 2, ``Customer Error: ...``."""
@@ -60,10 +63,24 @@ class ModelLoadError(CustomerError):
     """The model directory holds nothing servable; ``serve`` exits non-zero naming the file."""
 
 
+class ExecuteUserScriptError(SmlocalError):
+    """A script-mode user script exited non-zero; failure text in the training toolkit's format."""
+
+    def __init__(self, exit_code: int, stderr_tail: str, command: list[str]):
+        super().__init__(f"user script exited with {exit_code}")
+        self.script_exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        self.command = command
+
+    def failure_text(self) -> str:
+        return (f"ExecuteUserScriptError:\nExitCode {self.script_exit_code}\n"
+                f"ErrorMessage \"{self.stderr_tail}\"\nCommand \"{' '.join(self.command)}\"")
+
+
 def failure_text(exc: BaseException) -> str:
     """The text written to ``output/failure`` for ``exc``."""
     if isinstance(exc, SmlocalError):
-        return f"{exc.prefix}: {exc}"
+        return exc.failure_text()
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return f"{AlgorithmError.prefix}: An unexpected error occurred ({detail})"
 
