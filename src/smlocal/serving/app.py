@@ -1,0 +1,109 @@
+"""The HTTP layer: a pure ``invocations`` function and the flask app factory around it.
+
+Errors are typed (``smlocal.errors``) and carry their HTTP status; ``create_app`` maps them to a
+response in one error handler, so a bad request never takes a worker down.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Optional
+
+import flask
+from werkzeug.exceptions import HTTPException
+
+from smlocal.artifacts.loader import Model
+from smlocal.errors import PayloadTooLarge, SmlocalError
+from smlocal.serving.codecs import request_codec, response_codec
+from smlocal.serving.codecs.base import bad_payload
+from smlocal.serving.config import ServingConfig
+from smlocal.serving.predict import response_columns
+
+log = logging.getLogger("smlocal.serving")
+_DRAIN_LIMIT = 128 * 1024 * 1024  # read (and drop) at most this much of an oversized body
+_CHUNK = 1024 * 1024
+
+
+def too_large(size: int, config: ServingConfig) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The payload is {size} bytes, over the {config.max_payload_mb} MB limit "
+        f"(SAGEMAKER_MAX_PAYLOAD_IN_MB); split it into smaller requests."
+    )
+
+
+def invocations(body: bytes, content_type: Optional[str], accept: Optional[str], model: Model,
+                config: Optional[ServingConfig] = None) -> tuple[bytes, str]:
+    """One ``POST /invocations``: request bytes -> (response bytes, response content type)."""
+    config = config or ServingConfig()
+    encoder = response_codec(accept, default=config.default_accept)
+    decoder, params = request_codec(content_type)
+    if len(body) > config.max_payload_bytes:
+        raise too_large(len(body), config)
+    if not body.strip():
+        raise bad_payload("the request body is empty")
+    features = decoder.decode(body, params)
+    return encoder.encode(response_columns(model, features)), encoder.MEDIA_TYPE
+
+
+def execution_parameters(config: ServingConfig) -> dict:
+    return {"MaxConcurrentTransforms": config.workers, "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": config.max_payload_mb}
+
+
+def _read_body(config: ServingConfig) -> bytes:
+    """The request body, refusing more than the payload limit without buffering it all."""
+    request = flask.request
+    limit = config.max_payload_bytes
+    declared = request.content_length
+    stream = request.stream
+    if declared is not None and declared > limit:
+        # Drain what the client sends (bounded) so it reads our 413 instead of a connection reset.
+        remaining = min(declared, _DRAIN_LIMIT)
+        while remaining > 0:
+            chunk = stream.read(min(_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        raise too_large(declared, config)
+    body = stream.read(limit + 1) if declared is None else request.get_data(cache=False)
+    if len(body) > limit:
+        raise too_large(len(body), config)
+    return body
+
+
+def create_app(model: Model, config: Optional[ServingConfig] = None) -> flask.Flask:
+    """A flask app answering /ping, /invocations and /execution-parameters for ``model``."""
+    config = config or ServingConfig()
+    app = flask.Flask("smlocal.serving")
+
+    @app.get("/ping")
+    def ping():
+        return flask.Response(b"", status=200, content_type="text/plain")
+
+    @app.get("/execution-parameters")
+    def execution_params():
+        return flask.Response(json.dumps(execution_parameters(config)), status=200, content_type="application/json")
+
+    @app.post("/invocations")
+    def invoke():
+        request = flask.request
+        body = _read_body(config)
+        payload, media = invocations(body, request.headers.get("Content-Type"), request.headers.get("Accept"),
+                                     model, config)
+        return flask.Response(payload, status=200, content_type=media)
+
+    @app.errorhandler(SmlocalError)
+    def typed_error(exc: SmlocalError):
+        # the one place where errors become HTTP statuses
+        if exc.http_status >= 500:
+            log.error("invocation failed: %s", exc)
+        return flask.Response(str(exc) + "\n", status=exc.http_status, content_type="text/plain")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):  # 404, 405... keep werkzeug's answer
+            return exc
+        log.exception("invocation failed with an unexpected error")
+        return flask.Response(f"internal error: {type(exc).__name__}: {exc}\n", status=500, content_type="text/plain")
+
+    return app
