@@ -7,8 +7,9 @@ import sys
 import textwrap
 
 import numpy as np
+import requests
 
-from tests.helpers import REPO, run_container, write_config
+from tests.helpers import REPO, Server, run_container, write_config
 
 EXAMPLE = REPO / "examples" / "sklearn"
 
@@ -147,3 +148,67 @@ def test_environment_seen_by_the_script(base):
     assert training_env["channel_input_dirs"] == {"train": f"{b}/input/data/train",
                                                   "validation": f"{b}/input/data/validation"}
     assert training_env["current_host"] == "algo-2"
+
+
+def _train_example(base):
+    shutil.copytree(EXAMPLE, base / "code")
+    _csv_channel(base)
+    write_config(base, {"sagemaker_program": "train.py"}, {"train": {"ContentType": "text/csv"}})
+    assert run_container("train", base).returncode == 0
+
+
+def test_serving_with_the_users_handlers(base):
+    """inference.py in model/code: model_fn/input_fn/predict_fn/output_fn replace the built-in defaults."""
+    _train_example(base)
+    (base / "model" / "code").mkdir()
+    shutil.copy(EXAMPLE / "inference.py", base / "model" / "code" / "inference.py")
+    shutil.rmtree(base / "code")  # serving must find the script inside the model, as after model.tar.gz
+    server = Server(base).wait_ready()
+    try:
+        ok = requests.post(server.url + "/invocations", data=b"3,-3,0\n-3,3,0\n",
+                           headers={"Content-Type": "text/csv"}, timeout=30)
+        assert ok.status_code == 200 and ok.headers["Content-Type"] == "application/json"
+        probabilities = ok.json()["probabilities"]
+        assert probabilities[0] > 0.9 and probabilities[1] < 0.1
+        # an exception inside user code answers 500 with its message and the server keeps serving
+        bad = requests.post(server.url + "/invocations", data=b'{"x": 1}',
+                            headers={"Content-Type": "application/json"}, timeout=30)
+        assert bad.status_code == 500
+        assert "input_fn failed: ValueError: this model takes text/csv, not application/json" in bad.text
+        again = requests.post(server.url + "/invocations", data=b"3,-3,0\n",
+                              headers={"Content-Type": "text/csv"}, timeout=30)
+        assert again.status_code == 200 and len(again.json()["probabilities"]) == 1
+    finally:
+        assert server.stop() == 0
+
+
+def test_partial_handlers_fall_back_to_builtin_codecs(base):
+    """Only model_fn and predict_fn: the request is decoded and the answer encoded by the built-in codecs."""
+    _train_example(base)
+    (base / "code" / "inference.py").write_text(textwrap.dedent("""
+        import os, joblib
+        def model_fn(model_dir):
+            return joblib.load(os.path.join(model_dir, "model.joblib"))
+        def predict_fn(data, model):
+            return model.predict(data)
+    """))
+    server = Server(base).wait_ready()
+    try:
+        resp = requests.post(server.url + "/invocations", data=json.dumps({"instances": [{"features": [3, -3, 0]}]}),
+                             headers={"Content-Type": "application/json"}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"predictions": [1.0]}
+        csv = requests.post(server.url + "/invocations", data=b"3,-3,0\n-3,3,0\n",
+                            headers={"Content-Type": "text/csv", "Accept": "text/csv"}, timeout=30)
+        assert csv.status_code == 200 and csv.text.split() == ["1.0", "0.0"]
+    finally:
+        server.stop()
+
+
+def test_broken_model_fn_stops_serve_naming_the_script(base):
+    (base / "code").mkdir()
+    (base / "code" / "inference.py").write_text("def model_fn(model_dir):\n    raise IOError('no weights here')\n")
+    result = run_container("serve", base, timeout=60)
+    assert result.returncode == 2
+    assert "model_fn in" in result.stdout and "inference.py could not load the model" in result.stdout
+    assert "no weights here" in result.stdout

@@ -23,61 +23,10 @@ from sagemaker.deserializers import CSVDeserializer, JSONDeserializer, JSONLines
 from sagemaker.serializers import CSVSerializer, JSONLinesSerializer, JSONSerializer, RecordSerializer
 
 from smlocal.artifacts.kmeans import KMeansModel, dumps_kmeans
-from tests.helpers import CONTAINER
+from tests.helpers import CONTAINER, Server, free_port
 
 RNG = np.random.default_rng(2024)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, base: Path, env: dict | None = None):
-        self.base = base
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(base / "serve.log", "w+")
-        full_env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(self.port),
-                    "SMLOCAL_BIND_HOST": "127.0.0.1", "MODEL_SERVER_WORKERS": "2", **(env or {})}
-        self.proc = subprocess.Popen([sys.executable, str(CONTAINER / "serve")], env=full_env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 60) -> "Server":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise AssertionError(f"serve did not answer /ping within {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return (self.base / "serve.log").read_text()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=40)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.log.close()
-
-    def invoke(self, data, serializer, deserializer):
-        """What a Predictor does: serialize, POST with CONTENT_TYPE/ACCEPT, deserialize the stream."""
-        accept = deserializer.ACCEPT if isinstance(deserializer.ACCEPT, str) else ", ".join(deserializer.ACCEPT)
-        resp = requests.post(self.url + "/invocations", data=serializer.serialize(data), timeout=30,
-                             headers={"Content-Type": serializer.CONTENT_TYPE, "Accept": accept})
-        assert resp.status_code == 200, resp.text
-        return deserializer.deserialize(io.BytesIO(resp.content), resp.headers["Content-Type"])
 
 
 def serve_model(tmp_path: Path, name: str, files: dict[str, Path | bytes], env=None) -> Server:

@@ -17,6 +17,7 @@ from smlocal.errors import PayloadTooLarge, SmlocalError
 from smlocal.serving.codecs import request_codec, response_codec
 from smlocal.serving.codecs.base import bad_payload
 from smlocal.serving.config import ServingConfig
+from smlocal.serving.handlers import Handlers, user_invocations
 from smlocal.serving.predict import response_columns
 
 log = logging.getLogger("smlocal.serving")
@@ -31,16 +32,27 @@ def too_large(size: int, config: ServingConfig) -> PayloadTooLarge:
     )
 
 
+def builtin_predict(model, data):
+    """The built-in prediction for a model served with user handlers that do not define predict_fn."""
+    if hasattr(model, "outputs"):
+        return response_columns(model, data)
+    if hasattr(model, "predict"):
+        return model.predict(data)
+    raise bad_payload(f"the model object ({type(model).__name__}) has no predict(); define predict_fn")
+
+
 def invocations(body: bytes, content_type: Optional[str], accept: Optional[str], model: Model,
-                config: Optional[ServingConfig] = None) -> tuple[bytes, str]:
+                config: Optional[ServingConfig] = None, handlers: Optional[Handlers] = None) -> tuple[bytes, str]:
     """One ``POST /invocations``: request bytes -> (response bytes, response content type)."""
     config = config or ServingConfig()
-    encoder = response_codec(accept, default=config.default_accept)
-    decoder, params = request_codec(content_type)
     if len(body) > config.max_payload_bytes:
         raise too_large(len(body), config)
     if not body.strip():
         raise bad_payload("the request body is empty")
+    if handlers is not None:
+        return user_invocations(body, content_type, accept, model, handlers, config.default_accept, builtin_predict)
+    encoder = response_codec(accept, default=config.default_accept)
+    decoder, params = request_codec(content_type)
     features = decoder.decode(body, params)
     return encoder.encode(response_columns(model, features)), encoder.MEDIA_TYPE
 
@@ -71,8 +83,12 @@ def _read_body(config: ServingConfig) -> bytes:
     return body
 
 
-def create_app(model: Model, config: Optional[ServingConfig] = None) -> flask.Flask:
-    """A flask app answering /ping, /invocations and /execution-parameters for ``model``."""
+def create_app(model: Model, config: Optional[ServingConfig] = None,
+               handlers: Optional[Handlers] = None) -> flask.Flask:
+    """A flask app answering /ping, /invocations and /execution-parameters for ``model``.
+
+    ``handlers``: the user's inference.py functions (script mode), used in place of the defaults.
+    """
     config = config or ServingConfig()
     app = flask.Flask("smlocal.serving")
 
@@ -89,7 +105,7 @@ def create_app(model: Model, config: Optional[ServingConfig] = None) -> flask.Fl
         request = flask.request
         body = _read_body(config)
         payload, media = invocations(body, request.headers.get("Content-Type"), request.headers.get("Accept"),
-                                     model, config)
+                                     model, config, handlers)
         return flask.Response(payload, status=200, content_type=media)
 
     @app.errorhandler(SmlocalError)
