@@ -1,0 +1,183 @@
+"""``text/csv`` training data: no header, label in the first column when ``label_size=1`` (spec §1.2, §2.2).
+
+Chunks of whole lines are parsed by numpy's C ``loadtxt`` (float64, then cast to float32, so values
+round exactly as a per-cell ``float()`` would). Only when a chunk fails does a slow per-line pass run,
+to name the first bad line: a header, a non-numeric or empty cell, a ragged row. NaN cells parse, and
+are reported with their line by ``first_nan_line``; the channel decides how to word that.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from smlocal.data.recordio import DataFormatError
+
+DEFAULT_CHUNK = 4 << 20
+
+
+@dataclass
+class CsvBlock:
+    """Rows parsed from consecutive lines of one source; ``lines[i]`` is row i's 1-based line number."""
+
+    source: str
+    values: np.ndarray  # float32 (n, columns), label column included
+    lines: np.ndarray  # int64 (n,)
+
+    def split(self, label_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(features, labels): the first ``label_size`` columns are the label."""
+        if label_size == 0:
+            return self.values, None
+        return np.ascontiguousarray(self.values[:, label_size:]), self.values[:, 0].copy()
+
+
+class MissingValueError(DataFormatError):
+    """An empty cell: a missing value. Channels word it as the built-ins' NaN message."""
+
+    def __init__(self, source: str, line: int, column: int):
+        super().__init__(f"file '{source}' line {line}, column {column}: empty cell (missing value).")
+        self.source, self.line, self.column = source, line, column
+
+
+def _cell_problem(cell: bytes) -> str | None:
+    text = cell.strip()
+    if not text:
+        return "empty"
+    try:
+        float(text)
+    except ValueError:
+        return f"the non-numeric cell {text.decode('utf-8', 'replace')[:40]!r}"
+    return None
+
+
+class CsvScanner:
+    """Parse one source's CSV bytes given in arbitrary chunks; a line cut by a chunk waits for the next.
+
+    ``columns`` is shared across sources of a channel through ``expect_columns``: every row of a
+    channel must have the same width.
+    """
+
+    def __init__(self, source: str, expect_columns: int | None = None, first_line: int = 1):
+        self.source = source
+        self.columns = expect_columns
+        self._line = first_line  # line number of the first line in self._rest
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[CsvBlock]:
+        data = self._rest + chunk if self._rest else bytes(chunk)
+        cut = data.rfind(b"\n") + 1
+        self._rest = data[cut:]
+        return self._parse(data[:cut]) if cut else []
+
+    def finish(self) -> list[CsvBlock]:
+        """Parse the last line of the source (a file need not end with a newline)."""
+        rest, self._rest = self._rest, b""
+        return self._parse(rest + b"\n") if rest.strip() else []
+
+    def _parse(self, data: bytes) -> list[CsvBlock]:
+        first = self._line
+        nlines = data.count(b"\n")
+        self._line += nlines
+        try:
+            with np.errstate(all="ignore"):
+                values = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=np.float64, comments=None, ndmin=2)
+        except ValueError as exc:
+            raise self._locate_problem(data, first, str(exc)) from None
+        if values.shape[0] == 0:
+            return []
+        if self.columns is None:
+            self.columns = values.shape[1]
+        elif values.shape[1] != self.columns:
+            raise self._locate_problem(data, first, "")
+        lines = self._line_numbers(data, first, values.shape[0])
+        return [CsvBlock(self.source, values.astype(np.float32), lines)]
+
+    @staticmethod
+    def _line_numbers(data: bytes, first: int, rows: int) -> np.ndarray:
+        """Line numbers of the non-blank lines (loadtxt skips blank ones)."""
+        if b"\n\n" not in data and not data.startswith(b"\n") and b"\r\n\r\n" not in data:
+            if data.count(b"\n") == rows:
+                return np.arange(first, first + rows, dtype=np.int64)
+        kept = [first + i for i, line in enumerate(data.split(b"\n")[:-1]) if line.strip()]
+        return np.asarray(kept[:rows], dtype=np.int64)
+
+    def _locate_problem(self, data: bytes, first: int, fallback: str) -> DataFormatError:
+        for i, line in enumerate(data.split(b"\n")[:-1]):
+            number = first + i
+            if not line.strip():
+                continue
+            cells = line.split(b",")
+            problems = [p for p in map(_cell_problem, cells) if p]
+            if problems:
+                column = next(j for j, c in enumerate(cells) if _cell_problem(c)) + 1
+                if problems[0] == "empty":
+                    return MissingValueError(self.source, number, column)
+                if number == 1 and 2 * len(problems) >= len(cells):
+                    return DataFormatError(
+                        f"file '{self.source}' line 1 is not numeric ({problems[0]}); it looks like a header row. "
+                        "CSV training data must not have a header: remove the first line."
+                    )
+                return DataFormatError(
+                    f"file '{self.source}' line {number}, column {column}: {problems[0]}. "
+                    "Every cell must be a number."
+                )
+            if self.columns is None:
+                self.columns = len(cells)
+            elif len(cells) != self.columns:
+                return DataFormatError(
+                    f"file '{self.source}' line {number} has {len(cells)} columns but the rows before it have "
+                    f"{self.columns}. Every row must have the same number of columns."
+                )
+        last = first + data.count(b"\n") - 1
+        return DataFormatError(f"file '{self.source}' lines {first}-{last}: {fallback}")
+
+
+def first_nan(values: np.ndarray) -> int | None:
+    """Row index of the first NaN in a 2-D array, or None."""
+    if values.size == 0 or not np.isnan(values.min()):  # min propagates NaN: a cheap first pass
+        return None
+    mask = np.isnan(values)
+    if not mask.any():
+        return None
+    return int(np.flatnonzero(mask.any(axis=1))[0])
+
+
+def iter_csv_blocks(stream: BinaryIO, source: str, expect_columns: int | None = None,
+                    chunk_size: int = DEFAULT_CHUNK) -> Iterator[CsvBlock]:
+    scanner = CsvScanner(source, expect_columns)
+    while True:
+        chunk = stream.read(chunk_size)
+        if not chunk:
+            break
+        yield from scanner.feed(chunk)
+    yield from scanner.finish()
+
+
+def read_csv(path, label_size: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """Whole-file convenience (tools, tests): (float32 features, float32 labels or None)."""
+    blocks = []
+    with open(path, "rb") as f:
+        blocks = list(iter_csv_blocks(f, str(path)))
+    check_label_size(blocks[0].values.shape[1] if blocks else None, label_size, str(path))
+    if not blocks:
+        return np.zeros((0, 0), dtype=np.float32), (np.zeros(0, dtype=np.float32) if label_size else None)
+    for block in blocks:
+        row = first_nan(block.values)
+        if row is not None:
+            raise DataFormatError(
+                f"file '{path}' line {block.lines[row]}: Found missing (NaN) values. "
+                "Please remove any missing (NaN) values in the input data."
+            )
+    values = np.concatenate([b.values for b in blocks])
+    merged = CsvBlock(str(path), values, np.concatenate([b.lines for b in blocks]))
+    return merged.split(label_size)
+
+
+def check_label_size(columns: int | None, label_size: int, source: str) -> None:
+    if columns is not None and columns <= label_size:
+        raise DataFormatError(
+            f"file '{source}' has {columns} column(s): with label_size={label_size} no feature column is left. "
+            "Put the label in the first column followed by the features, or use label_size=0."
+        )
