@@ -8,8 +8,16 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 if [[ -x ../shared/ci/docker-up.sh && ${SMLOCAL_NO_DOCKER:-0} != 1 ]]; then
-  if up=$(../shared/ci/docker-up.sh python:3.11-slim); then
+  # the engine plus stand-ins for both Dockerfiles' base images (no Docker Hub here)
+  if up=$(../shared/ci/docker-up.sh python:3.11-slim nvidia/cuda:12.4.1-runtime-ubuntu22.04); then
     eval "$up"
+    # a real registry on loopback for the push test (Debian's docker-registry); needs root
+    if ! command -v docker-registry >/dev/null && [[ $(id -u) == 0 ]]; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -qq --no-install-recommends docker-registry >&2 \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry >&2; } \
+        || echo "test.sh: docker-registry could not be installed; the push test will skip" >&2
+    fi
   else
     echo "test.sh: no Docker engine could be started; container tests will skip" >&2
   fi

@@ -1,0 +1,235 @@
+"""Fixtures for the container tests: a Docker engine (or a clear skip), the CPU image built once per session,
+and helpers that run it with the docker SDK.
+
+Containers use ``network_mode="host"`` (serving, on a free 127.0.0.1 port) or ``"none"`` (training); this
+machine's engine has no bridge network. ``.ci/run`` starts the engine with ``../shared/ci/docker-up.sh``;
+elsewhere export ``DOCKER_HOST`` or start Docker. ``SMLOCAL_TEST_IMAGE=TAG`` uses an image built beforehand
+instead of building ``smlocal:test``.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+
+IMAGE_TAG = "smlocal:test"
+ENGINE_HINT = ('start one with: eval "$(../shared/ci/docker-up.sh python:3.11-slim '
+               'nvidia/cuda:12.4.1-runtime-ubuntu22.04)" (or export DOCKER_HOST)')
+
+
+def engine():
+    """A docker SDK client whose engine answers, else (None, why)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=900)
+        client.ping()
+        return client, ""
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine here"
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def build_image(client, tag: str, dockerfile: str = "Dockerfile", buildargs: dict | None = None) -> str:
+    """``docker build --network host -f DOCKERFILE -t TAG <repo>``; on failure raise with the log's tail."""
+    log: list[str] = []
+    started = time.monotonic()
+    stream = client.api.build(path=str(REPO), dockerfile=dockerfile, tag=tag, network_mode="host", rm=True,
+                              forcerm=True, decode=True, buildargs=buildargs or {})
+    for chunk in stream:
+        log.append(chunk.get("stream") or chunk.get("status") or "")
+        if "error" in chunk:
+            tail = "".join(log[-40:])
+            hint = ""
+            if "pull access denied" in chunk["error"] or "not found" in chunk["error"]:
+                hint = ("\nThe base image is missing: import local stand-ins with "
+                        "../shared/ci/docker-up.sh python:3.11-slim nvidia/cuda:12.4.1-runtime-ubuntu22.04")
+            raise RuntimeError(f"docker build -f {dockerfile} failed: {chunk['error']}{hint}\n{tail}")
+    print(f"built {tag} from {dockerfile} in {time.monotonic() - started:.0f} s")
+    return tag
+
+
+@dataclass
+class ContainerResult:
+    exit_code: int
+    logs: str
+    base: Path | None = None
+
+    @property
+    def failure(self) -> str | None:
+        path = self.base / "output" / "failure" if self.base else None
+        return path.read_text() if path and path.exists() else None
+
+    def model_file(self, host: str = "algo-1") -> Path:
+        assert self.base is not None
+        return self.base / "model" / f"model_{host}"
+
+
+def _user() -> str | None:
+    """Run as the caller's uid when not root, so files in bind mounts stay removable."""
+    return None if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+
+
+def run_image(client, image: str, command, *, base: Path | None = None, env: dict | None = None,
+              network: str = "none", working_dir: str | None = None, timeout: float = 600) -> ContainerResult:
+    """``docker run --rm [-v BASE:/opt/ml] --network NETWORK IMAGE COMMAND`` and collect exit code + logs."""
+    volumes = {str(base): {"bind": "/opt/ml", "mode": "rw"}} if base is not None else None
+    container = client.containers.run(image, command, detach=True, environment=env or {}, network_mode=network,
+                                      volumes=volumes, working_dir=working_dir, user=_user())
+    try:
+        try:
+            status = container.wait(timeout=timeout)
+        except Exception:  # noqa: BLE001 - a timeout: report what it printed
+            container.kill()
+            raise AssertionError(f"container {command} did not finish in {timeout} s:\n"
+                                 f"{container.logs().decode(errors='replace')[-4000:]}") from None
+        logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    return ContainerResult(int(status["StatusCode"]), logs, base)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    container: object
+    stopped_exit_code: int | None = field(default=None)
+
+    def logs(self) -> str:
+        return self.container.logs().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def serve_image(client, image: str, model_dir: Path, *, env: dict | None = None, working_dir: str | None = None,
+                ready_timeout: float = 120):
+    """``docker run --network host -e SAGEMAKER_BIND_TO_PORT=P -v MODEL:/opt/ml/model:ro IMAGE serve``;
+    yields a Server once ``/ping`` answers 200, stops it with SIGTERM (as SageMaker does) afterwards."""
+    import requests
+
+    port = free_port()
+    container = client.containers.run(
+        image, "serve", detach=True, network_mode="host", working_dir=working_dir, user=_user(),
+        environment={"SAGEMAKER_BIND_TO_PORT": str(port), **(env or {})},
+        volumes={str(model_dir): {"bind": "/opt/ml/model", "mode": "ro"}})
+    server = Server(f"http://127.0.0.1:{port}", container)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            container.reload()
+            if container.status == "exited":
+                raise AssertionError(f"serve exited before answering /ping:\n{server.logs()[-4000:]}")
+            try:
+                if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"serve did not answer /ping in {ready_timeout} s:\n{server.logs()[-4000:]}")
+            time.sleep(0.5)
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            container.stop(timeout=20)  # SIGTERM, SIGKILL after 20 s
+            server.stopped_exit_code = int(container.wait(timeout=30)["StatusCode"])
+        container.remove(force=True)
+
+
+class PipeFeeder(threading.Thread):
+    """What SageMaker does for a Pipe-mode channel: FIFO ``<channel>_<epoch>`` carrying the channel's bytes,
+    the next epoch's FIFO made once the previous one is drained. Stops when ``stop()`` is called (the
+    container exited), so epochs the algorithm never opens do not hang the test."""
+
+    def __init__(self, data_dir: Path, channel: str, payload: bytes, max_epochs: int = 20):
+        super().__init__(daemon=True, name=f"pipe-{channel}")
+        self.data_dir, self.channel, self.payload, self.max_epochs = data_dir, channel, payload, max_epochs
+        self.epochs_fed = 0
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+    def _open_when_read(self, path: Path) -> int | None:
+        while not self._stop_event.is_set():
+            try:  # O_NONBLOCK: ENXIO until a reader has the FIFO open
+                return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+            time.sleep(0.05)
+        return None
+
+    def run(self) -> None:
+        try:
+            for epoch in range(self.max_epochs):
+                path = self.data_dir / f"{self.channel}_{epoch}"
+                os.mkfifo(path, 0o666)
+                os.chmod(path, 0o666)
+                fd = self._open_when_read(path)
+                if fd is None:
+                    return
+                os.set_blocking(fd, True)
+                try:
+                    view = memoryview(self.payload)
+                    while view:
+                        written = os.write(fd, view[: 1 << 16])
+                        view = view[written:]
+                except BrokenPipeError:  # the reader closed early: allowed by the protocol
+                    pass
+                finally:
+                    os.close(fd)
+                self.epochs_fed += 1
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
+            self.error = exc
+
+
+def is_fifo(path: Path) -> bool:
+    return stat.S_ISFIFO(path.stat().st_mode)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client, why = engine()
+    if client is None:
+        pytest.skip(f"no Docker engine answers (DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unset')}: {why}); "
+                    f"{ENGINE_HINT}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def smlocal_image(docker_client) -> str:
+    """The CPU image, built once per session from the checkout (tag ``smlocal:test``); its tag."""
+    prebuilt = os.environ.get("SMLOCAL_TEST_IMAGE")
+    if prebuilt:
+        docker_client.images.get(prebuilt)
+        return prebuilt
+    return build_image(docker_client, IMAGE_TAG)
+
+
+@pytest.fixture
+def opt_ml(tmp_path) -> Path:
+    """An /opt/ml tree to bind-mount, writable by the container's user."""
+    root = tmp_path / "opt_ml"
+    for sub in ("input/config", "input/data", "model", "output/data"):
+        (root / sub).mkdir(parents=True)
+    return root
