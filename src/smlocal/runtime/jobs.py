@@ -1,0 +1,349 @@
+"""Run a training job from its plan and keep its record, like CreateTrainingJob + DescribeTrainingJob.
+
+The record (``<output>/<job>/training-job.json``) says Completed, Failed or Stopped, with the
+FailureReason (first 1024 characters of the failing host's ``output/failure``) and exit code.
+MaxRuntimeInSeconds and Ctrl-C stop every host: SIGTERM, then SIGKILL after the grace period
+(120 s, as StopTrainingJob). Artifacts are collected whatever the outcome, as SageMaker does.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from smlocal.errors import CustomerError, exit_code_for, failure_text
+from smlocal.runtime import packaging
+from smlocal.runtime.jobspec import JobSpec
+from smlocal.runtime.pipes import PipeSet
+from smlocal.runtime.plan import TrainingPlan, list_objects, plan_training
+from smlocal.runtime.progress import Display, parse_progress
+
+RECORD_NAME = "training-job.json"
+FAILURE_REASON_CHARS = 1024
+STOP_GRACE_S = 120.0
+POLL_S = 0.2
+
+
+@dataclass
+class JobResult:
+    status: str  # Completed | Failed | Stopped
+    secondary_status: str
+    exit_code: int  # 0, the failing host's code, 124 (MaxRuntimeInSeconds) or 130 (interrupted)
+    failure_reason: str | None
+    record: dict
+    plan: TrainingPlan
+
+    @property
+    def model_artifacts(self) -> Path:
+        return self.plan.model_tar
+
+
+@dataclass
+class _Outcome:
+    stopped: str | None = None  # "MaxRuntimeExceeded" | "Interrupted"
+    feeder_error: BaseException | None = None
+    exit_codes: dict = field(default_factory=dict)
+    first_failed: str | None = None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_record(target: str | Path, output_root: str | Path | None = None) -> dict:
+    """A job record by job directory, record file, or job name under ``output_root``."""
+    candidates = [Path(target)]
+    if output_root is not None:
+        candidates.append(Path(output_root) / str(target))
+    for cand in candidates:
+        path = cand if cand.is_file() else cand / RECORD_NAME
+        if path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise CustomerError(f"Job record {path} is not valid JSON ({exc}).") from None
+    where = " or ".join(str(c) for c in candidates)
+    raise CustomerError(f"No training job found at {where}: expected a job directory holding {RECORD_NAME} "
+                        "(<output>/<job-name>) or a job name with --output.")
+
+
+def _base_record(spec: JobSpec, plan: TrainingPlan, backend: str) -> dict:
+    return {
+        "TrainingJobName": spec.job_name,
+        "TrainingJobArn": f"arn:aws:sagemaker:local:000000000000:training-job/{spec.job_name}",
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Starting",
+        "AlgorithmSpecification": {
+            **({"TrainingImage": spec.image} if spec.image else {}),
+            **({"AlgorithmName": spec.algorithm} if spec.algorithm else {}),
+            "TrainingInputMode": spec.input_mode,
+        },
+        "HyperParameters": dict(spec.hyperparameters),
+        "InputDataConfig": [
+            {"ChannelName": c.name, "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": c.source, "S3DataDistributionType": c.distribution}},
+             **({"ContentType": c.content_type} if c.content_type else {}),
+             "CompressionType": c.compression, "RecordWrapperType": c.record_wrapper, "InputMode": c.input_mode,
+             **({"ShuffleConfig": {"Seed": c.shuffle_seed}} if c.shuffle_seed is not None else {})}
+            for c in spec.channels
+        ],
+        "OutputDataConfig": {"S3OutputPath": spec.output_path},
+        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count},
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime} if spec.max_runtime else {},
+        "Environment": dict(spec.environment),
+        "CreationTime": _now(),
+        "Backend": backend,
+        "LogFiles": {h.host: str(plan.logs_dir / f"{h.host}.log") for h in plan.hosts},
+    }
+
+
+class _LogSink:
+    """Writes each host's lines to its log file and to the display; tracks epoch progress."""
+
+    def __init__(self, plan: TrainingPlan, display: Display, echo: Callable[[str], bool] | None = None):
+        plan.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.display = display
+        self.echo = echo
+        self.multi = len(plan.hosts) > 1
+        self._files = {h.host: open(plan.logs_dir / f"{h.host}.log", "a", encoding="utf-8") for h in plan.hosts}
+        self._tasks = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str, line: str) -> None:
+        with self._lock:
+            f = self._files.get(host)
+            if f is not None:
+                f.write(line + "\n")
+                f.flush()
+        if self.echo is None or self.echo(line):
+            self.display.line(line, prefix=host)
+        progress = parse_progress(line)
+        if progress is not None:
+            task = self._tasks.get(host)
+            if task is None:
+                task = self._tasks[host] = self.display.task(f"{host} epochs", total=100, unit="%")
+            task.update(progress[1])
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+
+def _stop_all(runs: dict, grace: float, display: Display) -> None:
+    """SIGTERM every live host, wait up to ``grace`` seconds, SIGKILL what is left. A second Ctrl-C
+    during the wait kills at once."""
+    live = [r for r in runs.values() if r.poll() is None]
+    if not live:
+        return
+    for run in live:
+        run.terminate()
+    deadline = time.monotonic() + grace
+    try:
+        while time.monotonic() < deadline and any(r.poll() is None for r in live):
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        display.message("interrupted again: killing the job's processes now")
+    for run in live:
+        if run.poll() is None:
+            display.message(f"{run.name} did not stop within {grace:.0f} s: killing it")
+            run.kill()
+            run.wait(10)
+
+
+def _failure_reason(plan: TrainingPlan, outcome: _Outcome) -> str | None:
+    if outcome.feeder_error is not None:
+        return failure_text(outcome.feeder_error)[:FAILURE_REASON_CHARS]
+    host = outcome.first_failed
+    if host is None:
+        if outcome.stopped == "MaxRuntimeExceeded":
+            return (f"Training job reached the stopping condition MaxRuntimeInSeconds="
+                    f"{plan.spec.max_runtime} and was stopped.")
+        return None
+    hp = next(h for h in plan.hosts if h.host == host)
+    if hp.failure_file.is_file():
+        text = hp.failure_file.read_text(encoding="utf-8", errors="replace")
+        return text[:FAILURE_REASON_CHARS]
+    return (f"AlgorithmError: {host} exited with code {outcome.exit_codes.get(host)} without writing "
+            f"output/failure. See the log {plan.logs_dir / (host + '.log')}.")[:FAILURE_REASON_CHARS]
+
+
+def _monitor(plan: TrainingPlan, runs: dict, pipes: PipeSet, grace: float, display: Display,
+             deadline: float | None) -> _Outcome:
+    outcome = _Outcome()
+    try:
+        while True:
+            for host, run in runs.items():
+                code = run.poll()
+                if code is not None and host not in outcome.exit_codes:
+                    outcome.exit_codes[host] = code
+                    stopping = outcome.stopped is not None or outcome.feeder_error is not None
+                    if code != 0 and outcome.first_failed is None and not stopping:
+                        outcome.first_failed = host
+            if len(outcome.exit_codes) == len(runs):
+                break
+            if outcome.first_failed is not None:  # one host failed: the job fails, stop the others
+                display.message(f"{outcome.first_failed} failed: stopping the other hosts")
+                _stop_all(runs, grace, display)
+                continue
+            if pipes.error is not None:
+                outcome.feeder_error = pipes.error
+                _stop_all(runs, grace, display)
+                continue
+            if deadline is not None and time.monotonic() > deadline:
+                outcome.stopped = "MaxRuntimeExceeded"
+                display.message(f"MaxRuntimeInSeconds={plan.spec.max_runtime} reached: stopping the job")
+                _stop_all(runs, grace, display)
+                continue
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        outcome.stopped = outcome.stopped or "Interrupted"
+        display.message("interrupted: stopping the job (Ctrl-C again to kill at once)")
+        _stop_all(runs, grace, display)
+    for host, run in runs.items():
+        if host not in outcome.exit_codes:
+            outcome.exit_codes[host] = run.poll() if run.poll() is not None else -9
+    if outcome.feeder_error is None and outcome.first_failed is None and pipes.error is not None:
+        outcome.feeder_error = pipes.error  # the data stream broke, even if the algorithm ended happily
+    return outcome
+
+
+def run_training(spec: JobSpec, backend, display: Display | None = None, stop_grace: float = STOP_GRACE_S,
+                 keep_work: bool | None = None, echo: Callable[[str], bool] | None = None) -> JobResult:
+    """Plan the job, run every host on ``backend``, collect artifacts, write the record.
+
+    ``keep_work``: keep the hosts' /opt/ml trees (default: only when the job did not complete).
+    ``echo``: which container log lines to show (all by default); every line goes to the log files.
+    """
+    display = display or Display(live=False)
+    if (spec.job_dir / RECORD_NAME).exists():
+        raise CustomerError(f"A training job named '{spec.job_name}' already exists in {spec.job_dir}. "
+                            "Choose another --job-name (or TrainingJobName) or delete that directory.")
+    objects, is_dir = list_objects(spec)
+    ps_port = free_port() if spec.instance_count > 1 else None
+    plan = plan_training(spec, spec.job_dir, objects, ps_port=ps_port, source_is_dir=is_dir)
+    record = _base_record(spec, plan, backend.name)
+    for note in spec.notes:
+        display.message(note)
+    write_record(plan.record_file, record)
+
+    sink = _LogSink(plan, display, echo)
+    runs: dict = {}
+    feeds = [feed for host in plan.hosts for feed in host.pipes]
+    fed = display.task("pipe data fed", unit="bytes") if feeds else None
+    pipes = PipeSet(feeds, on_bytes=fed.advance if fed else None)
+    started = time.monotonic()
+    record["TrainingStartTime"] = _now()
+    try:
+        for host in plan.hosts:
+            backend.prepare(host)
+        pipes.start()
+        record["SecondaryStatus"] = "Training"
+        write_record(plan.record_file, record)
+        display.message(f"training job {spec.job_name}: {spec.instance_count} host(s), backend {backend.name}, "
+                        f"logs in {plan.logs_dir}")
+        for host in plan.hosts:
+            if backend.name == "docker":
+                runs[host.host] = backend.start_training(host, sink, job_name=spec.job_name,
+                                                         entrypoint=spec.entrypoint)
+            else:
+                runs[host.host] = backend.start_training(host, sink)
+        deadline = started + spec.max_runtime if spec.max_runtime else None
+        outcome = _monitor(plan, runs, pipes, stop_grace, display, deadline)
+    except KeyboardInterrupt:
+        _stop_all(runs, stop_grace, display)
+        outcome = _Outcome(stopped="Interrupted", exit_codes={h: r.poll() for h, r in runs.items()})
+    except Exception as exc:  # the job could not start (no engine, image, disk): record it, then raise
+        _stop_all(runs, 5.0, display)
+        record.update({"TrainingJobStatus": "Failed", "SecondaryStatus": "Failed", "TrainingEndTime": _now(),
+                       "FailureReason": failure_text(exc)[:FAILURE_REASON_CHARS], "ExitCode": exit_code_for(exc),
+                       "WorkDirectory": str(plan.work_dir)})
+        write_record(plan.record_file, record)
+        raise
+    finally:
+        pipes.stop()
+        for run in runs.values():
+            run.finish()
+        sink.close()
+        display.close()
+
+    # Collect artifacts whatever the outcome (SageMaker uploads the model of a stopped job too).
+    packaging.package_dirs(plan.model_tar, [h.model_dir for h in plan.hosts])
+    packaging.package_dirs(plan.output_tar, [h.output_dir / "data" for h in plan.hosts])
+    return _finish(plan, record, outcome, started, keep_work)
+
+
+def _finish(plan: TrainingPlan, record: dict, outcome: _Outcome, started: float, keep_work: bool | None) -> JobResult:
+    reason = _failure_reason(plan, outcome)
+    if outcome.first_failed is not None or outcome.feeder_error is not None:
+        status, secondary = "Failed", "Failed"
+        if outcome.first_failed:
+            code = outcome.exit_codes.get(outcome.first_failed) or 1
+            code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+        else:
+            code = exit_code_for(outcome.feeder_error)
+    elif outcome.stopped is not None:
+        status = "Stopped"
+        secondary = "MaxRuntimeExceeded" if outcome.stopped == "MaxRuntimeExceeded" else "Stopped"
+        code = 124 if outcome.stopped == "MaxRuntimeExceeded" else 130
+    else:
+        status, secondary, code = "Completed", "Completed", 0
+    record.update({
+        "TrainingJobStatus": status,
+        "SecondaryStatus": secondary,
+        "TrainingEndTime": _now(),
+        "TrainingTimeInSeconds": int(round(time.monotonic() - started)),
+        "ExitCode": code,
+        "HostExitCodes": {h: c for h, c in outcome.exit_codes.items()},
+        "ModelArtifacts": {"S3ModelArtifacts": str(plan.model_tar)},
+        "OutputArtifacts": str(plan.output_tar),
+    })
+    if reason:
+        record["FailureReason"] = reason
+    keep = keep_work if keep_work is not None else status != "Completed"
+    if keep:
+        record["WorkDirectory"] = str(plan.work_dir)
+    else:
+        shutil.rmtree(plan.work_dir, ignore_errors=True)
+    write_record(plan.record_file, record)
+    return JobResult(status, secondary, code, reason, record, plan)
+
+
+def summary_lines(record: dict) -> list[str]:
+    """Human lines for ``smlocal describe`` and the end of ``smlocal train``."""
+    lines = [f"TrainingJobName: {record.get('TrainingJobName')}",
+             f"TrainingJobStatus: {record.get('TrainingJobStatus')}",
+             f"SecondaryStatus: {record.get('SecondaryStatus')}"]
+    if "ExitCode" in record:
+        lines.append(f"ExitCode: {record['ExitCode']}")
+    if record.get("FailureReason"):
+        lines.append(f"FailureReason: {record['FailureReason']}")
+    if "ModelArtifacts" in record:
+        lines.append(f"ModelArtifacts: {record['ModelArtifacts']['S3ModelArtifacts']}")
+    if "TrainingTimeInSeconds" in record:
+        lines.append(f"TrainingTimeInSeconds: {record['TrainingTimeInSeconds']}")
+    for host, path in (record.get("LogFiles") or {}).items():
+        lines.append(f"Log ({host}): {path}")
+    if record.get("WorkDirectory"):
+        lines.append(f"WorkDirectory: {record['WorkDirectory']}")
+    return lines
+

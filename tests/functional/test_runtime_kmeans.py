@@ -1,0 +1,232 @@
+"""End to end with the real k-means and server, process backend: jobs from CreateTrainingJob JSON in File
+and Pipe mode (CSV, RecordIO-protobuf, gzip, RecordIO wrapping, ShardedByS3Key over 2 hosts), the
+model.tar.gz served and queried, batch transform, a failing job, a timeout. Data written with the real
+``sagemaker`` SDK where it has a writer."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import signal
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smlocal.artifacts.loader import load_model_dir
+from smlocal.runtime.endpoint import Endpoint
+from smlocal.runtime.jobs import read_record, run_training
+from smlocal.runtime.jobspec import parse_job
+from smlocal.runtime.process import ProcessBackend
+from smlocal.runtime.progress import Display
+from tests.helpers import REPO
+
+CENTERS = np.array([[0, 0, 0, 0], [8, 8, 0, 0], [0, 8, 8, -8]], dtype=np.float32)
+ROWS = (40, 60, 80, 100)  # rows per file: shards are told apart by their sizes
+
+
+def _blobs(n, seed):
+    rng = np.random.default_rng(seed)
+    return (CENTERS[rng.integers(0, 3, n)] + rng.normal(scale=0.3, size=(n, 4))).astype(np.float32)
+
+
+@pytest.fixture
+def csv_dir(tmp_path):
+    d = tmp_path / "csv"
+    d.mkdir()
+    for i, n in enumerate(ROWS):
+        np.savetxt(d / f"part-{i}.csv", _blobs(n, i), delimiter=",", fmt="%.5f")
+    return d
+
+
+def _job(tmp_path, channels, hps=None, mode="File", count=1, name="km", **extra):
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1",
+                                   "TrainingInputMode": mode},
+        "RoleArn": "arn:aws:iam::111111111111:role/ignored-locally",
+        "HyperParameters": {"k": "3", "feature_dim": "4", "mini_batch_size": "50", **(hps or {})},
+        "InputDataConfig": channels,
+        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
+        "ResourceConfig": {"InstanceCount": count, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1},
+        **extra,
+    }
+
+
+def _channel(name, path, dist="FullyReplicated", **fields):
+    return {"ChannelName": name, **fields, "DataSource": {"S3DataSource": {
+        "S3DataType": "S3Prefix", "S3Uri": f"file://{path}", "S3DataDistributionType": dist}}}
+
+
+def _run(body, **kw):
+    return run_training(parse_job(body), ProcessBackend(), Display(live=False, stream=io.StringIO()), **kw)
+
+
+def _centers(model_tar: Path, tmp_path: Path) -> np.ndarray:
+    out = tmp_path / "extracted"
+    with tarfile.open(model_tar) as tar:
+        assert tar.getnames() == ["model_algo-1"]  # at the archive root, like SageMaker
+        tar.extractall(out)
+    return load_model_dir(out).centers
+
+
+def _assert_found_the_blobs(centers):
+    assert centers.shape == (3, 4)
+    for true in CENTERS:
+        assert np.min(np.linalg.norm(centers - true, axis=1)) < 1.0
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "smlocal.runtime", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def test_file_mode_csv_from_job_json_served_and_transformed(tmp_path, csv_dir):
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(_job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")])))
+    cli = _cli("train", "--job", str(job), "--backend", "process")
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "TrainingJobStatus: Completed" in cli.stdout
+    model_tar = tmp_path / "out" / "km" / "output" / "model.tar.gz"
+    centers = _centers(model_tar, tmp_path)
+    _assert_found_the_blobs(centers)
+
+    queries = _blobs(5, 99)
+    body = "\n".join(",".join(f"{v:.5f}" for v in row) for row in queries).encode()
+    with Endpoint(model_tar, ProcessBackend(), workers=1) as ep:
+        resp = ep.invoke(body, "text/csv", "application/json")
+        assert resp.status == 200, resp.text()
+        predictions = resp.json()["predictions"]
+        rounded = np.array([[float(f"{v:.5f}") for v in row] for row in queries], dtype=np.float32)
+        dist = np.linalg.norm(rounded[:, None, :] - centers[None], axis=2)
+        assert [p["closest_cluster"] for p in predictions] == [float(i) for i in dist.argmin(1)]
+        np.testing.assert_allclose([p["distance_to_cluster"] for p in predictions], dist.min(1), rtol=1e-4)
+
+        # batch transform through the same kind of endpoint, via the CLI: one .out per file, in order
+    out = tmp_path / "transformed"
+    cli = _cli("transform", "--model", str(model_tar), "--input", str(csv_dir), "--output", str(out),
+               "--content-type", "text/csv", "--accept", "text/csv", "--split-type", "Line",
+               "--strategy", "MultiRecord", "--max-payload-mb", "1", "--assemble-with", "Line", "--workers", "1")
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"part-{i}.csv.out" for i in range(len(ROWS))]
+    for i, n in enumerate(ROWS):
+        lines = (out / f"part-{i}.csv.out").read_text().splitlines()
+        assert len(lines) == n
+        data = np.loadtxt(csv_dir / f"part-{i}.csv", delimiter=",", dtype=np.float32)
+        expected = np.linalg.norm(data[:, None, :] - centers[None], axis=2).argmin(1)
+        assert [float(line.split(",")[0]) for line in lines] == [float(c) for c in expected]
+
+
+def test_serve_and_predict_commands(tmp_path, csv_dir):
+    result = _run(_job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")]))
+    assert result.status == "Completed", result.failure_reason
+    from smlocal.runtime.jobs import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "smlocal.runtime", "serve", "--model", str(result.model_artifacts),
+                               "--port", str(port), "--workers", "1", "--backend", "process"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in server.stdout:
+            if "endpoint ready" in line:
+                break
+        else:
+            pytest.fail("serve exited before the endpoint was ready")
+        request = tmp_path / "rows.csv"
+        request.write_text("0,0,0,0\n8,8,0,0\n")
+        cli = _cli("predict", str(request), "--port", str(port), "--content-type", "text/csv",
+                   "--accept", "application/jsonlines")
+        assert cli.returncode == 0, cli.stderr
+        answers = [json.loads(line) for line in cli.stdout.splitlines()]
+        assert len(answers) == 2 and answers[0]["closest_cluster"] != answers[1]["closest_cluster"]
+        cli = _cli("predict", "-", "--port", str(port), "--content-type", "text/csv", input="1,2\n")
+        assert cli.returncode == 1 and "400" in cli.stderr  # wrong feature count: the server's own answer
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(60)
+    assert server.returncode == 0
+
+
+def test_pipe_mode_recordio_protobuf_gzip(tmp_path):
+    from sagemaker.amazon.common import write_numpy_to_dense_tensor
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    for i, n in enumerate(ROWS):
+        buf = io.BytesIO()
+        write_numpy_to_dense_tensor(buf, _blobs(n, i))
+        (d / f"part-{i}.pbr.gz").write_bytes(gzip.compress(buf.getvalue()))
+    body = _job(tmp_path, [_channel("train", d, CompressionType="Gzip", ShuffleConfig={"Seed": 1})],
+                hps={"epochs": "3"}, mode="Pipe")
+    result = _run(body)
+    assert result.status == "Completed", result.failure_reason
+    _assert_found_the_blobs(_centers(result.model_artifacts, tmp_path))
+    assert not result.plan.work_dir.exists()  # no copy of the data, and the work trees are gone
+
+
+def test_pipe_mode_recordio_wrapping(tmp_path):
+    """Each file is one raw (unframed) Record: RecordWrapperType=RecordIO makes the stream RecordIO."""
+    from sagemaker.amazon.record_pb2 import Record
+
+    d = tmp_path / "raw"
+    d.mkdir()
+    for i, row in enumerate(_blobs(90, 5)):
+        record = Record()
+        record.features["values"].float32_tensor.values.extend(row.tolist())
+        (d / f"row-{i:03d}.pb").write_bytes(record.SerializeToString())
+    result = _run(_job(tmp_path, [_channel("train", d, RecordWrapperType="RecordIO",
+                                           ContentType="application/x-recordio-protobuf")], mode="Pipe"))
+    assert result.status == "Completed", result.failure_reason
+    _assert_found_the_blobs(_centers(result.model_artifacts, tmp_path))
+
+
+def _records_per_host(log: Path) -> int:
+    """Rows the host read in epoch 0, from its training_data_iter metrics line (spec §5.3)."""
+    for line in log.read_text().splitlines():
+        if line.startswith("#metrics ") and '"training_data_iter"' in line:
+            metrics = json.loads(line[len("#metrics "):])
+            if metrics["Dimensions"].get("epoch") == 0:
+                return int(metrics["Metrics"]["Number of Records Since Last Reset"]["sum"])
+    raise AssertionError(f"no training_data_iter metrics in {log}")
+
+
+@pytest.mark.parametrize("mode", ["File", "Pipe"])
+def test_sharded_by_s3_key_over_two_hosts(tmp_path, csv_dir, mode):
+    body = _job(tmp_path, [_channel("train", csv_dir, "ShardedByS3Key", ContentType="text/csv;label_size=0")],
+                mode=mode, count=2, name=f"shard-{mode.lower()}")
+    result = _run(body)
+    assert result.status == "Completed", result.failure_reason
+    assert result.record["HostExitCodes"] == {"algo-1": 0, "algo-2": 0}
+    logs = result.plan.logs_dir
+    # round-robin over sorted keys: algo-1 reads part-0 and part-2, algo-2 part-1 and part-3
+    assert _records_per_host(logs / "algo-1.log") == ROWS[0] + ROWS[2]
+    assert _records_per_host(logs / "algo-2.log") == ROWS[1] + ROWS[3]
+    with tarfile.open(result.model_artifacts) as tar:
+        assert "model_algo-1" in tar.getnames()
+
+
+def test_failing_job_reports_the_reason(tmp_path, csv_dir):
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(_job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")],
+                                   hps={"k": "three"}, name="bad-k")))
+    cli = _cli("train", "--job", str(job))
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    assert "TrainingJobStatus: Failed" in cli.stderr and "FailureReason: Customer Error:" in cli.stderr
+    record = read_record(tmp_path / "out" / "bad-k")
+    assert record["TrainingJobStatus"] == "Failed" and record["ExitCode"] == 2
+    failure = (Path(record["WorkDirectory"]) / "algo-1" / "output" / "failure").read_text()
+    assert record["FailureReason"] == failure[:1024] and "'k'" in failure
+    described = _cli("describe", str(tmp_path / "out" / "bad-k"), "--json")
+    assert json.loads(described.stdout)["FailureReason"] == record["FailureReason"]
+
+
+def test_max_runtime_stops_a_long_job(tmp_path, csv_dir):
+    body = _job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")],
+                hps={"epochs": "20000", "mini_batch_size": "10"}, StoppingCondition={"MaxRuntimeInSeconds": 2})
+    result = _run(body)
+    assert (result.status, result.secondary_status) == ("Stopped", "MaxRuntimeExceeded")
+    assert result.record["TrainingTimeInSeconds"] < 60
+    assert read_record(result.plan.job_dir)["TrainingJobStatus"] == "Stopped"

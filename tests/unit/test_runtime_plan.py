@@ -1,0 +1,96 @@
+"""The plan is pure: specs in, per-host trees/files/env/mounts/pipes out, without touching disk."""
+from __future__ import annotations
+
+import json
+
+from smlocal.runtime.jobspec import ChannelSpec, JobSpec
+from smlocal.runtime.plan import DataObject, PipeFeed, plan_training, shard
+
+OBJECTS = tuple(DataObject(f"part-{i}.csv", f"/data/train/part-{i}.csv", 10) for i in range(5))
+
+
+def spec(**changes):
+    base = dict(
+        job_name="job-1", output_path="/out", algorithm="kmeans", hyperparameters={"k": "3", "feature_dim": "2"},
+        channels=(
+            ChannelSpec("train", "/data/train", "text/csv;label_size=0", "File", "ShardedByS3Key"),
+            ChannelSpec("test", "/data/test", None, "Pipe", "FullyReplicated", "Gzip", "RecordIO", 5),
+        ),
+        instance_count=2, instance_type="ml.m5.xlarge", environment={"OMP_NUM_THREADS": "2"},
+    )
+    base.update(changes)
+    return JobSpec(**base)
+
+
+def test_config_files_as_sagemaker_writes_them(tmp_path):
+    plan = plan_training(spec(), "/nonexistent/job-1", {"train": OBJECTS, "test": OBJECTS[:2]},
+                         ps_port=9100, source_is_dir={"train": True, "test": True})
+    assert not (tmp_path / "nonexistent").exists()
+    h1, h2 = plan.hosts
+    assert (h1.host, h1.root) == ("algo-1", "/nonexistent/job-1/hosts/algo-1")
+    hps = json.loads(h1.files["input/config/hyperparameters.json"])
+    assert hps == {"k": "3", "feature_dim": "2"}
+    idc = json.loads(h1.files["input/config/inputdataconfig.json"])
+    assert idc == {
+        "train": {"ContentType": "text/csv;label_size=0", "TrainingInputMode": "File",
+                  "S3DistributionType": "ShardedByS3Key", "RecordWrapperType": "None"},
+        "test": {"TrainingInputMode": "Pipe", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "RecordIO"},
+    }
+    rc2 = json.loads(h2.files["input/config/resourceconfig.json"])
+    assert rc2["current_host"] == "algo-2" and rc2["hosts"] == ["algo-1", "algo-2"]
+    assert rc2["network_interface_name"] == "eth0" and rc2["current_instance_type"] == "ml.m5.xlarge"
+    assert rc2["instance_groups"][0]["hosts"] == ["algo-1", "algo-2"]
+    assert h1.env["SMLOCAL_ALGORITHM"] == "kmeans" and h1.env["TRAINING_JOB_NAME"] == "job-1"
+    assert h1.env["OMP_NUM_THREADS"] == "2" and h2.env["CURRENT_HOST"] == "algo-2"
+    assert h1.env["DMLC_PS_ROOT_URI"] == "127.0.0.1" and h1.env["DMLC_PS_ROOT_PORT"] == "9100"
+    assert "SAGEMAKER_BASE_DIR" not in h1.env  # the process backend adds it; in Docker it is /opt/ml
+    assert plan.model_tar.as_posix() == "/nonexistent/job-1/output/model.tar.gz"
+
+
+def test_sharded_file_mode_gives_each_host_its_files():
+    plan = plan_training(spec(), "/j", {"train": OBJECTS, "test": OBJECTS[:2]}, source_is_dir={"train": True})
+    h1, h2 = plan.hosts
+    keys1 = [o.key for o in h1.channel_files["train"]]
+    keys2 = [o.key for o in h2.channel_files["train"]]
+    assert keys1 == ["part-0.csv", "part-2.csv", "part-4.csv"] and keys2 == ["part-1.csv", "part-3.csv"]
+    assert sorted(keys1 + keys2) == [o.key for o in OBJECTS]
+    mounts2 = [(m.source, m.container_path) for m in h2.mounts]
+    assert mounts2 == [("/data/train/part-1.csv", "/opt/ml/input/data/train/part-1.csv"),
+                       ("/data/train/part-3.csv", "/opt/ml/input/data/train/part-3.csv")]
+    assert all(m.read_only for m in h2.mounts)
+
+
+def test_fully_replicated_directory_is_mounted_whole():
+    s = spec(channels=(ChannelSpec("train", "/data/train", None, "File", "FullyReplicated"),), instance_count=2)
+    plan = plan_training(s, "/j", {"train": OBJECTS}, source_is_dir={"train": True})
+    for host in plan.hosts:
+        assert [(m.source, m.target) for m in host.mounts] == [("/data/train", "input/data/train")]
+        assert host.channel_files["train"] == OBJECTS
+    # a single file (not a directory) is mounted file by file
+    plan = plan_training(s, "/j", {"train": OBJECTS[:1]}, source_is_dir={"train": False})
+    assert [m.target for m in plan.hosts[0].mounts] == ["input/data/train/part-0.csv"]
+
+
+def test_pipe_feeds_per_host():
+    plan = plan_training(spec(), "/j", {"train": OBJECTS, "test": OBJECTS[:2]})
+    (feed,) = plan.hosts[1].pipes
+    assert feed.channel == "test" and feed.fifo_dir == "/j/hosts/algo-2/input/data"
+    assert (feed.compression, feed.record_wrapper, feed.shuffle_seed) == ("Gzip", "RecordIO", 5)
+    assert str(feed.fifo_path(3)) == "/j/hosts/algo-2/input/data/test_3"
+    assert not plan.hosts[1].mounts or all("test" not in m.target for m in plan.hosts[1].mounts)
+
+
+def test_shuffle_and_shard_per_epoch():
+    feeds = [PipeFeed("train", "/x", OBJECTS, host_index=i, host_count=2, sharded=True, shuffle_seed=11)
+             for i in range(2)]
+    orders = []
+    for epoch in range(4):
+        mine = [feed.objects_for_epoch(epoch) for feed in feeds]
+        # every epoch, the hosts together get every object exactly once
+        assert sorted(o.key for part in mine for o in part) == [o.key for o in OBJECTS]
+        assert feeds[0].objects_for_epoch(epoch) == mine[0]  # deterministic
+        orders.append(tuple(o.key for part in mine for o in part))
+    assert len(set(orders)) > 1  # the order changes between epochs
+    plain = PipeFeed("train", "/x", OBJECTS)
+    assert plain.objects_for_epoch(0) == plain.objects_for_epoch(5) == OBJECTS
+    assert shard(OBJECTS, 2, 3) == (OBJECTS[2],)
