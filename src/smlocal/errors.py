@@ -119,7 +119,7 @@ def run_and_report(work: Callable[[], None], failure_path: Callable[[], Path]) -
             raise
         text = failure_text(exc)
         log.error(text)
-        if not isinstance(exc, CustomerError):
+        if not isinstance(exc, SmlocalError):  # a bug: the traceback helps; our own errors say it all
             log.error("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         try:
             write_failure(failure_path(), text)
