@@ -1,0 +1,166 @@
+"""All parallel linear models as one matrix, trained with one matrix product per mini-batch.
+
+``P`` (d + 1, K) holds every model: K = outputs * num_models columns, class-major (column c*M + m is
+class c of model m, so softmax reductions over classes run along contiguous rows of M models); the last
+row is the bias. A mini-batch's scores for all models are ``X @ P[:d] +
+P[d]`` (one GEMM, or one CSR x dense product for sparse data) and the weight gradient of all models is
+``X.T @ G`` (a second one). Losses, weighting and the optimizer are element-wise over (n, K) or
+(d + 1, K) arrays, so the cost of a step barely depends on the number of models.
+
+Features arrive normalised (``ll_data.Preparer``). Sparse features cannot be shifted without losing
+sparsity, so when the scaler shifts them the shift ``mean / std`` is applied algebraically:
+``S = X_s @ W + (b - shift @ W)`` and ``dW = X_s.T @ G - shift ⊗ sum(G)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from smlocal.algorithms.ll_losses import Logistic, Loss
+from smlocal.algorithms.ll_optim import ParallelOptimizer
+from smlocal.algorithms.ll_selection import Criterion, ThresholdHistogram
+
+INIT_SEED = 7
+
+
+@dataclass
+class PreparedBatch:
+    X: Any  # device: dense (n, d) normalised, or CSR with scaled columns
+    y: Any  # device (n, 1) float32: 0/1, class index, or normalised regression label
+    y_raw: np.ndarray  # host (n,) float32: the label as given
+    w: Any = None  # device (n, 1) per-row weight (multiclass class weights) or None
+    sparse: bool = False
+
+    def __len__(self) -> int:
+        return int(self.y_raw.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        X = self.X
+        if self.sparse:
+            size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+        else:
+            size = X.nbytes
+        return int(size + 3 * self.y_raw.nbytes)  # + labels on the device, on the host and weights
+
+
+def initial_parameters(d: int, K: int, *, method: str, scale: float, sigma: float, bias: float,
+                       use_bias: bool, seed: int = INIT_SEED) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if method == "normal":
+        W = rng.normal(0.0, sigma, size=(d, K))
+    else:
+        W = rng.uniform(-scale, scale, size=(d, K))
+    b = np.full((1, K), bias if use_bias else 0.0)
+    return np.vstack([W, b]).astype(np.float32)
+
+
+class ParallelLinear:
+    def __init__(self, xp: Any, P: Any, num_models: int, outputs: int, loss: Loss,
+                 optimizer: ParallelOptimizer | None = None, pos_weight: np.ndarray | None = None,
+                 shift: np.ndarray | None = None):
+        self.xp, self.P, self.M, self.C, self.loss, self.opt = xp, P, num_models, outputs, loss, optimizer
+        self.d = int(P.shape[0]) - 1
+        self.K = num_models * outputs
+        if P.shape[1] != self.K:
+            raise ValueError(f"parameters {P.shape} do not hold {num_models} x {outputs} columns")
+        # binary: per-model weight of positive rows, applied as 1 + y * (w - 1)
+        if pos_weight is not None and np.any(np.asarray(pos_weight) != 1.0):
+            self._pos_m1 = xp.asarray((np.asarray(pos_weight, np.float64) - 1.0).astype(P.dtype)).reshape(1, -1)
+        else:
+            self._pos_m1 = None
+        self.shift = None if shift is None or not np.any(shift) else xp.asarray(np.asarray(shift, P.dtype))
+        self._g = xp.zeros(P.shape, dtype=P.dtype)
+
+    # ---- forward ----
+    def raw_scores(self, b: PreparedBatch) -> Any:
+        """(n, K) linear outputs of every model."""
+        W = self.P[:-1]
+        S = b.X @ W
+        if not isinstance(S, self.xp.ndarray):  # scipy/cupyx may return a matrix type
+            S = self.xp.asarray(S)
+        if b.sparse and self.shift is not None:
+            S += self.P[-1] - self.shift @ W
+        else:
+            S += self.P[-1]
+        return S
+
+    def view(self, S: Any) -> Any:
+        """(n, M) for one output per model, (n, C, M) for multiclass."""
+        return S.reshape(S.shape[0], self.C, self.M) if self.C > 1 else S
+
+    def evaluate(self, b: PreparedBatch) -> tuple[Any, Any]:
+        Sv = self.view(self.raw_scores(b))
+        L, _ = self.loss(self.xp, Sv, b.y, grad=False)
+        return Sv, L
+
+    # ---- training ----
+    def train_step(self, b: PreparedBatch) -> tuple[Any, Any]:
+        """One optimizer step of every model on ``b``; returns (scores view, per-row losses) before it."""
+        xp, n = self.xp, len(b)
+        Sv = self.view(self.raw_scores(b))
+        L, G = self.loss(xp, Sv, b.y, grad=True)
+        scale = 1.0 / n
+        if self._pos_m1 is not None:
+            G *= (b.y * self._pos_m1 + 1.0) * scale
+        elif b.w is not None:
+            G *= (b.w * scale)[:, :, None] if self.C > 1 else b.w * scale
+        else:
+            G *= scale
+        G2 = G.reshape(n, self.K)
+        g = self._g
+        gw = b.X.T @ G2
+        g[:-1] = gw if isinstance(gw, xp.ndarray) else xp.asarray(gw)
+        g[-1] = G2.sum(axis=0)
+        if b.sparse and self.shift is not None:
+            g[:-1] -= self.shift[:, None] * g[-1][None, :]
+        self.opt.step(self.P, g)
+        return Sv, L
+
+    # ---- extraction ----
+    def model_block(self, m: int) -> np.ndarray:
+        """Model ``m``'s (d + 1, C) parameters on the host (normalised space)."""
+        block = self.P[:, m::self.M]
+        return np.array(block.get() if hasattr(block, "get") else block, dtype=np.float32)
+
+    def host_parameters(self) -> np.ndarray:
+        P = self.P
+        return np.array(P.get() if hasattr(P, "get") else P, dtype=np.float32)
+
+
+class EpochStats:
+    """Per-model sums over one pass: the objective, and what the selection criterion needs."""
+
+    def __init__(self, xp: Any, num_models: int, criterion: Criterion, report_factor: float = 1.0,
+                 binary: bool = False):
+        self.xp, self.M, self.criterion, self.report_factor = xp, num_models, criterion, report_factor
+        self.loss_sum = xp.zeros(num_models, dtype=xp.float64)
+        self.rows = 0
+        self.hist = ThresholdHistogram(xp, num_models) if binary and criterion.kind == "threshold" else None
+        self.xent_sum = xp.zeros(num_models, dtype=xp.float64) if criterion.kind == "cross_entropy" else None
+
+    def add(self, Sv: Any, y: Any, L: Any) -> None:
+        self.loss_sum += L.sum(axis=0, dtype=self.xp.float64)
+        self.rows += int(L.shape[0])
+        if self.hist is not None:
+            self.hist.add(Sv, y)
+        if self.xent_sum is not None:
+            X, _ = Logistic()(self.xp, Sv, y, grad=False)
+            self.xent_sum += X.sum(axis=0, dtype=self.xp.float64)
+
+    def _host(self, a) -> np.ndarray:
+        return np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)
+
+    def objective(self) -> np.ndarray:
+        """Mean loss of every model in the label's own units."""
+        return self._host(self.loss_sum) / max(self.rows, 1) * self.report_factor
+
+    def criterion_values(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(value per model, threshold per model or None)."""
+        if self.hist is not None:
+            return self.hist.values(self.criterion, to_host=self._host)
+        if self.xent_sum is not None:
+            return self._host(self.xent_sum) / max(self.rows, 1), None
+        return self.objective(), None
