@@ -1,0 +1,336 @@
+"""The pure math of web-scale streaming k-means (spec §1.3), free of I/O and logging.
+
+Three steps, each testable on arrays alone:
+
+1. ``init_centers``: K = k * extra_center_factor centers drawn from the first mini-batch (random rows or
+   k-means++ seeding, both with a fixed seed so a job is reproducible).
+2. ``StreamingKMeans.update``: one mini-batch. Every point goes to its nearest center; a center holding
+   n_old (decayed) points that receives n_new points with mean m becomes ``(1-p)*c + p*m`` with
+   ``p = n_new / (n_old + n_new)`` -- so after a pass every center is the count-weighted mean of the points
+   it took. Assignments cost one matrix product per batch: ``[x, 1] @ [-2c, ||c||^2]^T`` gives
+   ``||x - c||^2 - ||x||^2`` directly (the ``||x||^2`` term does not change the argmin), reduced by argmin
+   in cache-sized row blocks. Per-center sums are one sparse indicator-matrix product. No Python loop
+   runs over points or centers, and CSR input stays sparse. Dense batches are shifted by a fixed origin
+   (the mean of the initial centers) on the way: distances do not change, but ``||x||^2`` no longer
+   dwarfs them, so float32 products stay precise for data far from zero.
+3. ``reduce_centers``: the K weighted centers are shrunk to k by scikit-learn's weighted ``KMeans``
+   (local Lloyd), best of ``trials`` seeded runs by weighted inertia.
+
+Every array operation goes through an ``ArrayBackend`` (numpy or CuPy); the only backend-specific choices
+are which sparse module builds the indicator matrix (``sparse_module``) and the score block size
+(``block_elements``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from smlocal.backend import CPU, ArrayBackend
+
+RANDOM = "random"
+KMEANS_PP = "kmeans++"
+
+
+def sparse_module(backend: ArrayBackend) -> Any:
+    """scipy.sparse for numpy, cupyx.scipy.sparse for CuPy (same constructors and products)."""
+    if backend.name == "cupy":
+        import cupyx.scipy.sparse as cusparse
+
+        return cusparse
+    return sp
+
+
+def is_sparse(x: Any) -> bool:
+    return sp.issparse(x) or type(x).__module__.startswith("cupyx.scipy.sparse")
+
+
+def to_backend(backend: ArrayBackend, features: Any, force_dense: bool) -> Any:
+    """A batch's features as float32 on the backend: dense array, or CSR when sparse input stays sparse."""
+    if sp.issparse(features):
+        if force_dense:
+            return backend.to_device(np.asarray(features.toarray(), dtype=np.float32))
+        csr = features.tocsr().astype(np.float32, copy=False)
+        return csr if backend.name == "numpy" else sparse_module(backend).csr_matrix(csr)
+    return backend.xp.asarray(features, dtype=backend.xp.float32)
+
+
+def row_sq_norms(backend: ArrayBackend, x: Any) -> Any:
+    """||x_i||^2 per row, float32, for dense or CSR ``x``."""
+    xp = backend.xp
+    if is_sparse(x):
+        return xp.asarray(x.multiply(x).sum(axis=1), dtype=xp.float32).ravel()
+    return xp.einsum("ij,ij->i", x, x)
+
+
+def nearest(backend: ArrayBackend, x: Any, centers32: Any, center_norms: Any,
+            row_norms: Any = None) -> tuple[Any, Any]:
+    """(index of the nearest center, squared distance to it) for every row of ``x``.
+
+    One (n, K) matrix product; the distance is ``||x||^2 - 2 x.c + ||c||^2`` clamped at 0.
+    ``row_norms`` (``||x||^2``) is computed when not given.
+    """
+    xp = backend.xp
+    scores = x @ centers32.T  # dense (n, K) for dense and for CSR x
+    scores = xp.asarray(scores)
+    scores *= -2.0
+    scores += center_norms[None, :]
+    labels = xp.argmin(scores, axis=1)
+    best = scores[xp.arange(scores.shape[0]), labels]
+    best += row_sq_norms(backend, x) if row_norms is None else row_norms
+    return labels, xp.maximum(best, 0.0)
+
+
+def center_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int) -> Any:
+    """Sum of the rows assigned to each center, (K, d) float64: indicator (K, n) @ x in one product."""
+    xp = backend.xp
+    n = labels.shape[0]
+    # CSC (K, n) with one 1 per column (row = the point's center): built as is, no sorting
+    indicator = sparse_module(backend).csc_matrix(
+        (xp.ones(n, dtype=xp.float32), labels.astype(xp.int32), xp.arange(n + 1, dtype=xp.int32)),
+        shape=(num_centers, n),
+    )
+    sums = indicator @ x
+    if is_sparse(sums):
+        sums = sums.toarray()
+    return xp.asarray(sums, dtype=xp.float64)
+
+
+def init_centers(features: np.ndarray | sp.csr_matrix, num_centers: int, method: str, seed: int) -> np.ndarray:
+    """``num_centers`` initial centers (float64, on the host) from the rows of ``features``.
+
+    ``random``: distinct rows drawn uniformly. ``kmeans++``: scikit-learn's k-means++ seeding.
+    """
+    n = features.shape[0]
+    if num_centers > n:
+        raise ValueError(f"cannot draw {num_centers} centers from {n} rows")
+    if method == KMEANS_PP:
+        from sklearn.cluster import kmeans_plusplus
+
+        data = features.astype(np.float64) if not sp.issparse(features) else features.tocsr().astype(np.float64)
+        centers, _ = kmeans_plusplus(data, n_clusters=num_centers, random_state=seed)
+        return np.asarray(centers, dtype=np.float64)
+    if method != RANDOM:
+        raise ValueError(f"unknown init method {method!r}")
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=num_centers, replace=False))
+    chosen = features[rows]
+    if sp.issparse(chosen):
+        chosen = chosen.toarray()
+    return np.asarray(chosen, dtype=np.float64)
+
+
+def block_elements(backend: ArrayBackend) -> int | None:
+    """Size of the (rows, K) score block per product: cache-sized on a CPU, the whole batch on a GPU."""
+    return None if backend.is_gpu else 1 << 17  # 512 KB of float32 scores
+
+
+def assign_augmented(backend: ArrayBackend, rows: Any, scorer_t: Any, block: int | None) -> Any:
+    """argmin over centers of ``[x, 1] @ [-2c, ||c||^2]^T``, i.e. of ``||x - c||^2 - ||x||^2``.
+
+    ``rows`` is (n, d+1) with a last column of ones and ``scorer_t`` is (d+1, K), so the product already
+    holds the scores; it runs in row blocks of about ``block`` scores so each block is reduced by argmin
+    while it is still in cache.
+    """
+    xp = backend.xp
+    n, num_centers = rows.shape[0], scorer_t.shape[1]
+    step = n if block is None else max(64, block // max(num_centers, 1))
+    if step >= n:
+        return xp.argmin(rows @ scorer_t, axis=1)
+    labels = xp.empty(n, dtype=xp.int64)
+    for start in range(0, n, step):
+        labels[start:start + step] = xp.argmin(rows[start:start + step] @ scorer_t, axis=1)
+    return labels
+
+
+@dataclass
+class StreamingKMeans:
+    """The streaming state: K centers, their (decayed) point counts, and what the stream has shown.
+
+    ``half_life`` > 0 makes old weight decay so that it halves after ``half_life`` further points.
+    Besides the counts, each center keeps the (equally decayed) sum of ``||x||^2`` of its points, so the
+    scatter of the points around their center is known without a second pass (``within_ssd``).
+    ``rows`` counts the current epoch's rows (``reset_epoch``), ``total_rows`` all of them. With an
+    ``origin`` (dense data), centers are kept relative to it and every batch is shifted by it first.
+    """
+
+    centers: Any  # (K, d) float64 on the backend, relative to origin
+    counts: Any  # (K,) float64 on the backend
+    sq_sums: Any = None  # (K,) float64: sum of ||x - origin||^2 of each center's points (decayed)
+    backend: ArrayBackend = CPU
+    half_life: int = 0
+    origin: Any = None  # (d,) float64 on the backend, or None (sparse data keeps its zeros)
+    rows: int = 0
+    total_rows: int = 0
+    _centers32: Any = field(default=None, repr=False)
+    _norms: Any = field(default=None, repr=False)
+    _scorer_t: Any = field(default=None, repr=False)  # (d+1, K) float32: [-2c, ||c||^2]^T
+    _origin32: Any = field(default=None, repr=False)
+    _buffer: Any = field(default=None, repr=False)  # reused (n, d+1) float32 rows [x - origin, 1]
+
+    @classmethod
+    def start(cls, initial_centers: np.ndarray, backend: ArrayBackend = CPU, half_life: int = 0,
+              shift: bool = True) -> "StreamingKMeans":
+        """Begin from ``initial_centers``; ``shift=False`` for sparse data (no origin, zeros kept)."""
+        xp = backend.xp
+        centers = backend.to_device(np.asarray(initial_centers, dtype=np.float64))
+        origin = centers.mean(axis=0) if shift else xp.zeros(centers.shape[1], dtype=xp.float64)
+        state = cls(centers=centers - origin,
+                    counts=xp.zeros(centers.shape[0], dtype=xp.float64),
+                    sq_sums=xp.zeros(centers.shape[0], dtype=xp.float64), backend=backend,
+                    half_life=int(half_life), origin=origin if shift else None)
+        state._origin32 = origin.astype(xp.float32)
+        state._refresh()
+        return state
+
+    @property
+    def num_centers(self) -> int:
+        return int(self.centers.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.centers.shape[1])
+
+    def _refresh(self) -> None:
+        xp = self.backend.xp
+        self._centers32 = self.centers.astype(xp.float32)
+        self._norms = xp.einsum("ij,ij->i", self._centers32, self._centers32)
+        self._scorer_t = xp.ascontiguousarray(
+            xp.concatenate([-2.0 * self._centers32, self._norms[:, None]], axis=1).T)
+
+    def _augmented(self, x: Any) -> Any:
+        """The batch as (n, d+1) float32 rows ``[x - origin, 1]`` in a reused buffer."""
+        xp = self.backend.xp
+        n, d = x.shape[0], self.dim
+        if self._buffer is None or self._buffer.shape[0] < n:
+            self._buffer = xp.empty((n, d + 1), dtype=xp.float32)
+            self._buffer[:, d] = 1.0
+        rows = self._buffer[:n]
+        if is_sparse(x):  # a sparse batch in a dense job
+            x = xp.asarray(x.toarray())
+        xp.subtract(x, self._origin32, out=rows[:, :d])
+        return rows
+
+    def reset_epoch(self) -> None:
+        self.rows = 0
+
+    def update(self, x: Any) -> None:
+        """One mini-batch (``x`` already on the backend, float32 dense or CSR): assign, then move centers."""
+        xp = self.backend.xp
+        n = int(x.shape[0])
+        if n == 0:
+            return
+        d = self.dim
+        if is_sparse(x) and self.origin is None:  # sparse math: the data keeps its zeros
+            row_norms = row_sq_norms(self.backend, x)
+            labels, _ = nearest(self.backend, x, self._centers32, self._norms, row_norms)
+            sums = center_sums(self.backend, x, labels, self.num_centers)
+        else:
+            rows = self._augmented(x)
+            labels = assign_augmented(self.backend, rows, self._scorer_t, block_elements(self.backend))
+            relative = rows[:, :d]
+            row_norms = xp.einsum("ij,ij->i", relative, relative)
+            sums = center_sums(self.backend, rows, labels, self.num_centers)[:, :d]
+        new_counts = xp.bincount(labels, minlength=self.num_centers).astype(xp.float64)
+        new_sq = xp.bincount(labels, weights=row_norms.astype(xp.float64), minlength=self.num_centers)
+        old, old_sq = self.counts, self.sq_sums
+        if self.half_life > 0:
+            keep = 0.5 ** (n / self.half_life)
+            old, old_sq = old * keep, old_sq * keep
+        total = old + new_counts
+        taken = new_counts > 0
+        p = xp.where(taken, new_counts / xp.where(taken, total, 1.0), 0.0)
+        batch_means = sums / xp.maximum(new_counts, 1.0)[:, None]
+        self.centers = (1.0 - p)[:, None] * self.centers + p[:, None] * batch_means
+        self.counts = total
+        self.sq_sums = old_sq + new_sq
+        self._refresh()
+        self.rows += n
+        self.total_rows += n
+
+    def within_ssd(self) -> float:
+        """Weighted sum of squared distances of the points to the center that took them.
+
+        Each center is the weighted mean of its points, so their scatter is
+        ``sum ||x||^2 - n ||c||^2`` (exact without a second pass; relative to the origin for precision).
+        """
+        xp = self.backend.xp
+        norms = xp.einsum("ij,ij->i", self.centers, self.centers)
+        return float(xp.maximum(self.sq_sums - self.counts * norms, 0.0).sum())
+
+    def host_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(centers (K, d) float64 in data coordinates, counts (K,) float64) on the host."""
+        centers = self.centers if self.origin is None else self.centers + self.origin
+        return self.backend.to_host(centers), self.backend.to_host(self.counts)
+
+
+@dataclass(frozen=True)
+class Reduction:
+    centers: np.ndarray  # (k, d) float32
+    msd: float  # weighted mean squared distance of the K centers to the k ones (best attempt)
+    attempts: list[float]  # msd of every attempt, in order
+
+
+def reduce_centers(centers: np.ndarray, weights: np.ndarray, k: int, init: str = KMEANS_PP, max_iter: int = 300,
+                   tol: float = 1e-4, trials: int = 10, seed: int = 0,
+                   on_attempt: Callable[[int, float], None] | None = None) -> Reduction:
+    """Shrink K weighted centers to ``k`` with scikit-learn's weighted KMeans; keep the best of ``trials``.
+
+    Centers that never received a point (weight 0) carry no information and are left out. When no more
+    than ``k`` weighted centers remain there is nothing to shrink: they are kept, topped up with unused
+    centers to make ``k`` rows.
+    """
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    centers = np.asarray(centers, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    used = weights > 0
+    if int(used.sum()) <= k:
+        kept = np.concatenate([centers[used], centers[~used]])[:k]
+        if kept.shape[0] < k:
+            raise ValueError(f"only {kept.shape[0]} centers to shrink into {k}")
+        return Reduction(kept.astype(np.float32), 0.0, [])
+    points, w = centers[used], weights[used]
+    total = float(w.sum())
+    best: tuple[float, np.ndarray] | None = None
+    attempts = []
+    # K is small: OpenMP threads only contend for the cores (10x slower on a busy 2-core host)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for trial in range(trials):
+            km = KMeans(n_clusters=k, init="k-means++" if init == KMEANS_PP else "random", n_init=1,
+                        max_iter=max_iter, tol=tol, random_state=seed + trial).fit(points, sample_weight=w)
+            msd = float(km.inertia_) / total
+            attempts.append(msd)
+            if on_attempt is not None:
+                on_attempt(trial, msd)
+            if best is None or msd < best[0]:
+                best = (msd, km.cluster_centers_)
+    assert best is not None
+    return Reduction(np.asarray(best[1], dtype=np.float32), best[0], attempts)
+
+
+def squared_distances(backend: ArrayBackend, x: Any, centers: np.ndarray) -> np.ndarray:
+    """Squared distance (float64, host) of every row of ``x`` to its nearest center, for the metrics.
+
+    The nearest center comes from the fast float32 product (dense rows shifted by the centers' mean
+    first, as in training); the distance is then recomputed in float64.
+    """
+    xp = backend.xp
+    c64 = backend.to_device(np.asarray(centers, dtype=np.float64))
+    if is_sparse(x):
+        c32 = c64.astype(xp.float32)
+        labels, _ = nearest(backend, x, c32, xp.einsum("ij,ij->i", c32, c32))
+        chosen = c64[labels]
+        x64 = x.astype(xp.float64)
+        xx = xp.asarray(x64.multiply(x64).sum(axis=1)).ravel()
+        xc = xp.asarray(x64 @ c64.T)[xp.arange(labels.shape[0]), labels]
+        d = xx - 2.0 * xc + xp.einsum("ij,ij->i", chosen, chosen)
+    else:
+        origin = c64.mean(axis=0)
+        rel32 = (c64 - origin).astype(xp.float32)
+        labels, _ = nearest(backend, x - origin.astype(xp.float32), rel32, xp.einsum("ij,ij->i", rel32, rel32))
+        diff = x.astype(xp.float64) - c64[labels]
+        d = xp.einsum("ij,ij->i", diff, diff)
+    return backend.to_host(xp.maximum(d, 0.0))

@@ -1,0 +1,105 @@
+"""The streaming k-means core on the CuPy backend gives what it gives on numpy (spec §9).
+
+Skipped without CuPy or without a CUDA device; runs on the GPU machine (numpy 2.x, no MXNet).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+cupy = pytest.importorskip("cupy")
+
+from smlocal.algorithms.kmeans_streaming import (  # noqa: E402
+    StreamingKMeans,
+    init_centers,
+    reduce_centers,
+    squared_distances,
+    to_backend,
+)
+from smlocal.backend import CPU, ArrayBackend, select_backend  # noqa: E402
+
+try:
+    _DEVICES = cupy.cuda.runtime.getDeviceCount()
+except Exception:  # noqa: BLE001 - no driver / no device
+    _DEVICES = 0
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_DEVICES == 0, reason="no CUDA device")]
+GPU = ArrayBackend(cupy, "cupy", 1)
+
+
+def data(n=6000, d=20, k=5, seed=0):
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(-20, 20, (k, d))
+    return (truth[rng.integers(0, k, n)] + rng.normal(0, 1, (n, d))).astype(np.float32)
+
+
+def stream(backend, X, force_dense=True, half_life=0, batch=1000):
+    init = init_centers(X[:batch], 50, "kmeans++", seed=0)
+    state = StreamingKMeans.start(init, backend, half_life, shift=force_dense or not sp.issparse(X))
+    for start in range(0, X.shape[0], batch):
+        state.update(to_backend(backend, X[start:start + batch], force_dense))
+    return state
+
+
+def test_select_backend_picks_the_gpu():
+    backend = select_backend("auto")
+    assert backend.name == "cupy" and backend.num_gpus == 1
+    assert select_backend(0).name == "numpy"
+
+
+@pytest.mark.parametrize("half_life", [0, 2500])
+def test_dense_stream_matches_numpy(half_life):
+    X = data()
+    cpu, gpu = stream(CPU, X, half_life=half_life), stream(GPU, X, half_life=half_life)
+    assert isinstance(gpu.centers, cupy.ndarray)
+    c_cpu, n_cpu = cpu.host_state()
+    c_gpu, n_gpu = gpu.host_state()
+    assert isinstance(c_gpu, np.ndarray)
+    np.testing.assert_allclose(n_gpu, n_cpu, rtol=1e-9)
+    np.testing.assert_allclose(c_gpu, c_cpu, rtol=1e-4, atol=1e-4)
+    assert gpu.within_ssd() == pytest.approx(cpu.within_ssd(), rel=1e-4)
+    red_cpu, red_gpu = reduce_centers(c_cpu, n_cpu, 5, seed=0), reduce_centers(c_gpu, n_gpu, 5, seed=0)
+    np.testing.assert_allclose(red_gpu.centers, red_cpu.centers, rtol=1e-4, atol=1e-3)
+    d_cpu = squared_distances(CPU, X, red_cpu.centers)
+    d_gpu = squared_distances(GPU, GPU.to_device(X), red_cpu.centers)
+    np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-6, atol=1e-6)
+
+
+def test_sparse_stream_matches_numpy():
+    X = sp.random(4000, 60, density=0.05, random_state=3, format="csr", dtype=np.float32)
+    X = (X + sp.csr_matrix((np.full(4000, 15.0, np.float32), (np.arange(4000), np.arange(4000) % 3 * 20)),
+                           shape=(4000, 60))).tocsr()
+    cpu, gpu = stream(CPU, X, force_dense=False), stream(GPU, X, force_dense=False)
+    c_cpu, n_cpu = cpu.host_state()
+    c_gpu, n_gpu = gpu.host_state()
+    np.testing.assert_allclose(n_gpu, n_cpu, rtol=1e-9)
+    np.testing.assert_allclose(c_gpu, c_cpu, rtol=1e-4, atol=1e-4)
+    d_cpu = squared_distances(CPU, X, c_cpu[:5])
+    d_gpu = squared_distances(GPU, to_backend(GPU, X, False), c_cpu[:5])
+    np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_train_job_uses_the_gpu(tmp_path):
+    pytest.importorskip("google.protobuf")
+    from smlocal.algorithms import kmeans
+    from smlocal.algorithms.reporting import setup_logging
+    from smlocal.environment import load_training_env
+    from tests.helpers import write_config
+
+    X = data(n=3000, d=8, k=4, seed=5)
+    folder = tmp_path / "input" / "data" / "train"
+    folder.mkdir(parents=True)
+    (folder / "train.csv").write_text("".join(",".join(f"{v:.6f}" for v in row) + "\n" for row in X))
+    write_config(tmp_path, {"k": 4, "feature_dim": 8, "mini_batch_size": 500},
+                 {"train": {"ContentType": "text/csv;label_size=0", "TrainingInputMode": "File"}})
+    log_path = tmp_path / "log.txt"
+    with open(log_path, "w") as stream:
+        setup_logging("info", stream)
+        kmeans.train(load_training_env(tmp_path))
+    log = log_path.read_text()
+    assert "Number of GPUs being used: 1" in log
+    from smlocal.artifacts.mxnet_ndarray import load_ndarrays
+
+    centers = load_ndarrays(tmp_path / "model" / "model_algo-1")[0]
+    assert centers.shape == (4, 8) and centers.dtype == np.float32
