@@ -1,7 +1,17 @@
 #!/usr/bin/env python3
-"""Pipe mode from S3: memory and disk while a large S3 channel streams into a real FIFO.
+"""Pipe mode from S3: memory and disk of a real Pipe-mode k-means job over a large S3 channel.
 
-A real S3 API (moto's server, a separate process on 127.0.0.1, objects kept in its memory) receives a
+--mode job (default): a RecordIO-protobuf channel of --size-mb in --objects objects is uploaded to a
+real S3 API (moto's server, its own process on 127.0.0.1, objects kept in its memory) by a separate
+generator process; then `python -m smlocal.runtime train --input-mode Pipe --channel train=s3://...`
+runs k-means with the process backend: the runtime streams every object from S3 into the FIFO and the
+container's train process reads it. Sampled every 0.1 s with psutil: the summed RSS of the runtime's
+whole process tree (runtime + container; moto and the generator are not in it), the bytes under the
+job directory and the S3 download cache (peak), and the free-space drop of the filesystem (noisy:
+other programs write too). Prints status, wall time, throughput, GetObject requests the server saw,
+rows the algorithm read. Target: peak memory <= 400 MB, disk flat.
+
+--mode stream: the S3 layer alone. A real S3 API (moto's server, a separate process on 127.0.0.1, objects kept in its memory) receives a
 channel of --objects objects totalling --size-mb, uploaded by a separate generator process (multipart,
 8 MB parts of seeded random bytes). This process then lists the channel and streams every object with
 ``smlocal.runtime.s3.open_object_stream`` into a FIFO, read by a consumer process that hashes what it
@@ -12,8 +22,9 @@ directory's filesystem before/after/peak (sampled every 0.1 s; other programs on
 the bytes under the benchmark's own directory, and whether the consumer's SHA-256 matches the
 generator's. Target: peak RSS <= 400 MB, disk flat.
 
-    .venv/bin/python scripts/bench_s3_pipe.py --size-mb 64     # quick
-    .venv/bin/python scripts/bench_s3_pipe.py                  # 1 GB
+    .venv/bin/python scripts/bench_s3_pipe.py --size-mb 64                 # quick: a job over 64 MB
+    .venv/bin/python scripts/bench_s3_pipe.py                              # a job over 1 GB
+    .venv/bin/python scripts/bench_s3_pipe.py --mode stream --size-mb 64   # the S3 layer alone
 """
 from __future__ import annotations
 
@@ -68,6 +79,51 @@ def generate(endpoint_url: str, bucket: str, prefix: str, size_mb: int, count: i
     print(json.dumps({"sha256": digest.hexdigest()}))
 
 
+def _send_part(client, bucket: str, key: str, upload: str, parts: list[dict], data: bytes) -> None:
+    number = len(parts) + 1
+    etag = client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=data)["ETag"]
+    parts.append({"PartNumber": number, "ETag": etag})
+
+
+def generate_recordio(endpoint_url: str, bucket: str, prefix: str, size_mb: int, count: int, dim: int,
+                      k: int) -> None:
+    """Child process: a k-means channel of RecordIO-protobuf objects (blobs around ``k`` centres), each
+    about ``size_mb / count`` MB, uploaded in 8 MB parts as it is encoded; prints rows and bytes."""
+    import boto3
+    import numpy as np
+
+    from smlocal.data.protobuf import dense_to_records
+    from smlocal.data.recordio import encode_records
+
+    client = boto3.client("s3", endpoint_url=endpoint_url)
+    client.create_bucket(Bucket=bucket)
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=10, size=(k, dim)).astype(np.float32)
+    rows = total = 0
+    for index, size in enumerate(object_sizes(size_mb * MB, count)):
+        key = f"{prefix}part-{index:05d}.pbr"
+        upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        parts: list[dict] = []
+        pending = bytearray()
+        written = 0
+        while written < size:  # whole records only: an object may end up to one batch over its share
+            X = centers[rng.integers(0, k, 2000)] + rng.normal(size=(2000, dim)).astype(np.float32)
+            data = encode_records(dense_to_records(X.astype(np.float32)))
+            pending += data
+            written += len(data)
+            rows += len(X)
+            while len(pending) >= PART:
+                _send_part(client, bucket, key, upload, parts, bytes(pending[:PART]))
+                del pending[:PART]
+        if pending:
+            _send_part(client, bucket, key, upload, parts, bytes(pending))
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
+        total += written
+        print(f"\rgenerating: {index + 1}/{count} objects, {total / MB:,.0f} MB", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    print(json.dumps({"rows": rows, "bytes": total}))
+
+
 CONSUMER = """
 import hashlib, json, sys
 digest, total = hashlib.sha256(), 0
@@ -109,6 +165,77 @@ class Sampler(threading.Thread):
         self.join()
 
 
+def _rows_read(log: Path) -> int | None:
+    """Rows the algorithm read in epoch 0 (its training_data_iter metrics line)."""
+    if not log.is_file():
+        return None
+    for line in log.read_text().splitlines():
+        if line.startswith("#metrics ") and '"training_data_iter"' in line:
+            metrics = json.loads(line[len("#metrics "):])
+            if metrics["Dimensions"].get("epoch") == 0:
+                return int(metrics["Metrics"]["Number of Records Since Last Reset"]["sum"])
+    return None
+
+
+def run_job(args, endpoint: str, server, work: Path) -> int:
+    """Generate a RecordIO-protobuf channel in S3, run a Pipe-mode k-means job over it, print figures."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench_pipe import Sampler, _disk_used  # the process-tree RSS / job-dir disk sampler
+
+    started = time.monotonic()
+    generated = subprocess.run(
+        [sys.executable, __file__, "--generate", "--mode", "job", "--endpoint-url", endpoint, "--bucket", args.bucket,
+         "--prefix", args.prefix, "--size-mb", str(args.size_mb), "--objects", str(args.objects),
+         "--dim", str(args.dim), "--k", str(args.k)],
+        check=True, stdout=subprocess.PIPE, text=True, env=os.environ)
+    channel = json.loads(generated.stdout)
+    print(f"generated {channel['bytes'] / MB:,.0f} MB ({channel['rows']:,} rows x {args.dim} float32, "
+          f"RecordIO-protobuf) in {args.objects} S3 objects in {time.monotonic() - started:.1f} s (separate process)")
+
+    out, cache = work / "out", work / "s3-cache"
+    name = f"bench-s3-pipe-{int(time.time())}"
+    cmd = [sys.executable, "-m", "smlocal.runtime", "train", "--algorithm", "kmeans", "--backend", "process",
+           "--channel", f"train=s3://{args.bucket}/{args.prefix}",
+           "--content-type", "train=application/x-recordio-protobuf", "--input-mode", "Pipe",
+           "--hp", f"k={args.k}", "--hp", f"feature_dim={args.dim}", "--hp", f"mini_batch_size={args.mini_batch_size}",
+           "--hp", f"epochs={args.epochs}", "--output", str(out), "--job-name", name, "--s3-endpoint-url", endpoint]
+    env = {**os.environ, "SMLOCAL_S3_CACHE": str(cache),
+           "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    gets_before = server.log_path.read_text().count(f'"GET /{args.bucket}/{args.prefix}') if server else 0
+    out.mkdir(parents=True, exist_ok=True)
+    console_path = work / "console.log"
+    started = time.monotonic()
+    with open(console_path, "w") as console:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=console, stderr=subprocess.STDOUT)
+        sampler = Sampler(proc.pid, out / name, work)  # the runtime's tree only: moto is our child, not its
+        sampler.start()
+        code = proc.wait()
+        sampler.done.set()
+        sampler.join()
+    wall = time.monotonic() - started
+    console_text = console_path.read_text()
+    tail = console_text.splitlines()[-12:]
+    status = next((line.split(": ", 1)[1] for line in tail if line.startswith("TrainingJobStatus:")), "?")
+    gets = (server.log_path.read_text().count(f'"GET /{args.bucket}/{args.prefix}') - gets_before) if server else None
+    rows = _rows_read(out / name / "logs" / "algo-1.log")
+    cache_bytes = _disk_used(cache) if cache.exists() else 0
+
+    print(f"job {name}: {status} (exit {code}) in {wall:.1f} s; {channel['bytes'] / MB / wall:,.1f} MB/s, "
+          f"{channel['rows'] / wall / 1e3:,.0f} k rows/s over {args.epochs} epoch(s)")
+    print(f"GetObject requests the server saw: {gets if gets is not None else 'n/a'} for {args.objects} objects; "
+          f"rows the algorithm read in epoch 0: "
+          f"{rows if rows is not None else '?'} of {channel['rows']:,}")
+    print(f"peak RSS, runtime process tree (runtime + container, {sampler.peak_procs} processes at most, moto "
+          f"excluded): {sampler.peak_rss / MB:,.0f} MB; target <= 400 MB: "
+          f"{'OK' if sampler.peak_rss <= 400 * MB else 'ABOVE'}")
+    print(f"disk: job directory peak {sampler.peak_job_disk / MB:,.1f} MB (logs, config, model), S3 cache "
+          f"{cache_bytes / MB:,.1f} MB, free-space drop on {work}'s filesystem {max(0, sampler.free_start - sampler.min_free) / MB:,.0f} MB "
+          f"(noisy); channel {channel['bytes'] / MB:,.0f} MB")
+    if code != 0:
+        print("last lines of the job's console:\n  " + "\n  ".join(tail))
+    return 0 if code == 0 and rows == channel["rows"] else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024)
@@ -118,10 +245,20 @@ def main() -> int:
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", default="smlocal-bench")
     parser.add_argument("--prefix", default="pipe/")
+    parser.add_argument("--mode", choices=("job", "stream"), default="job",
+                        help="job: a Pipe-mode k-means job through the runtime (default); stream: the S3 layer alone")
+    parser.add_argument("--dim", type=int, default=50, help="job mode: features per row")
+    parser.add_argument("--k", type=int, default=10, help="job mode: clusters")
+    parser.add_argument("--mini-batch-size", type=int, default=5000, help="job mode")
+    parser.add_argument("--epochs", type=int, default=1, help="job mode: passes over the channel")
     args = parser.parse_args()
 
     if args.generate:
-        generate(args.endpoint_url, args.bucket, args.prefix, args.size_mb, args.objects)
+        if args.mode == "job":
+            generate_recordio(args.endpoint_url, args.bucket, args.prefix, args.size_mb, args.objects, args.dim,
+                              args.k)
+        else:
+            generate(args.endpoint_url, args.bucket, args.prefix, args.size_mb, args.objects)
         return 0
 
     from tests.s3server import start_moto_server
@@ -141,10 +278,12 @@ def main() -> int:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+        if args.mode == "job":
+            return run_job(args, endpoint, server, work)
         started = time.monotonic()
         generated = subprocess.run(
-            [sys.executable, __file__, "--generate", "--endpoint-url", endpoint, "--bucket", args.bucket,
-             "--prefix", args.prefix, "--size-mb", str(args.size_mb), "--objects", str(args.objects)],
+            [sys.executable, __file__, "--generate", "--mode", "stream", "--endpoint-url", endpoint, "--bucket",
+             args.bucket, "--prefix", args.prefix, "--size-mb", str(args.size_mb), "--objects", str(args.objects)],
             check=True, stdout=subprocess.PIPE, text=True, env=os.environ)
         expected = json.loads(generated.stdout)["sha256"]
         print(f"generated {args.size_mb} MB in {args.objects} objects in {time.monotonic() - started:.1f} s "

@@ -68,7 +68,7 @@ def test_full_request_body(data):
     (lambda b: b["InputDataConfig"][0].update(ShuffleConfig={"Seed": "x"}), "InputDataConfig[0].ShuffleConfig.Seed"),
     (lambda b: b["InputDataConfig"][0]["DataSource"]["S3DataSource"].update(S3Uri="/nonexistent/xyz"),
      "InputDataConfig[0].DataSource.S3DataSource.S3Uri"),
-    (lambda b: b["InputDataConfig"][0]["DataSource"]["S3DataSource"].update(S3Uri="s3://bucket/x"),
+    (lambda b: b["InputDataConfig"][0]["DataSource"]["S3DataSource"].update(S3Uri="s3:///x"),  # no bucket name
      "InputDataConfig[0].DataSource.S3DataSource.S3Uri"),
     (lambda b: b["ResourceConfig"].update(InstanceCount=0), "ResourceConfig.InstanceCount"),
     (lambda b: b["StoppingCondition"].update(MaxRuntimeInSeconds="soon"), "StoppingCondition.MaxRuntimeInSeconds"),

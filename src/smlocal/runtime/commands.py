@@ -99,8 +99,9 @@ def _train_spec(args):
             raise CustomerError(f"Job file {job_file} does not exist.") from None
         except json.JSONDecodeError as exc:
             raise CustomerError(f"Job file {job_file} is not valid JSON: {exc}") from None
-        output = jobspec.local_path(args.output, "--output") if args.output else None
-        spec = jobspec.parse_job(body, base=job_file.resolve().parent, output_path=output)
+        output = jobspec.output_location(args.output, "--output") if args.output else None
+        spec = jobspec.parse_job(body, base=job_file.resolve().parent, output_path=output,
+                                 local_output=args.local_output)
         hps = dict(spec.hyperparameters)
         hps.update(dict(jobspec.split_pair(h, "--hp") for h in args.hp))
         env = dict(spec.environment)
@@ -117,8 +118,16 @@ def _train_spec(args):
         distributions=args.distribution, compressions=args.compression, record_wrappers=args.record_wrapper,
         shuffle_seeds=args.shuffle_seed, hyperparameters=args.hp, input_mode=args.input_mode or "File",
         output=args.output or DEFAULT_OUTPUT, instance_count=args.instance_count or 1, job_name=args.job_name,
-        max_runtime=args.max_runtime, environment=args.env,
+        max_runtime=args.max_runtime, environment=args.env, entry_point=args.entry_point,
+        source_dir=args.source_dir, data_types=args.data_type, local_output=args.local_output,
     )
+
+
+def _s3_client(args):
+    """The command's one S3 client; boto3 is only loaded if some URI turns out to be s3://."""
+    from smlocal.runtime.s3 import LazyClient
+
+    return LazyClient(getattr(args, "s3_endpoint_url", None))
 
 
 def cmd_train(args) -> int:
@@ -129,7 +138,8 @@ def cmd_train(args) -> int:
     display = _display()
     backend = choose_backend(args.backend, spec.image, spec.algorithm, _program(args), display)
     _sigterm_as_interrupt()
-    result = run_training(spec, backend, display=display, stop_grace=args.stop_grace, keep_work=args.keep_work)
+    result = run_training(spec, backend, display=display, stop_grace=args.stop_grace, keep_work=args.keep_work,
+                          s3_client=_s3_client(args))
     stream = sys.stdout if result.status == "Completed" else sys.stderr
     for line in summary_lines(result.record):
         print(line, file=stream)
@@ -156,13 +166,19 @@ def _endpoint_env(args) -> dict[str, str]:
 
 
 def cmd_serve(args) -> int:
-    """Serve a model.tar.gz until Ctrl-C."""
+    """Serve a model.tar.gz (local or s3://) until Ctrl-C."""
+    from smlocal.runtime import sources
     from smlocal.runtime.endpoint import Endpoint
 
     display = _display()
     backend = choose_backend(args.backend, args.image, "model", _program(args), display)
     _sigterm_as_interrupt()
-    endpoint = Endpoint(args.model, backend, port=args.port, env=_endpoint_env(args), display=display,
+    try:
+        model = sources.local_model(args.model, _s3_client(args), display)
+    except BaseException:
+        display.close()
+        raise
+    endpoint = Endpoint(model, backend, port=args.port, env=_endpoint_env(args), display=display,
                         workers=args.workers, ready_timeout=args.ready_timeout)
     try:
         endpoint.start()
@@ -208,25 +224,30 @@ def cmd_predict(args) -> int:
 
 
 def cmd_transform(args) -> int:
-    """Batch transform: one <file>.out per input file."""
-    from smlocal.runtime import transform
+    """Batch transform: one <file>.out per input file (input and output local or s3://)."""
+    from smlocal.runtime import sources, transform
     from smlocal.runtime.endpoint import Endpoint
 
     display = _display()
     backend = choose_backend(args.backend, args.image, "model", _program(args), display)
     env = {**transform.endpoint_env(args.strategy, args.max_payload_mb), **_endpoint_env(args)}
     _sigterm_as_interrupt()
+    client = _s3_client(args)
     try:
-        with Endpoint(args.model, backend, port=args.port, env=env, display=display, workers=args.workers,
-                      ready_timeout=args.ready_timeout, name="transform") as endpoint:
-            params = transform.resolve_params(
-                split_type=args.split_type, strategy=args.strategy, max_payload_mb=args.max_payload_mb,
-                assemble_with=args.assemble_with, content_type=args.content_type, accept=args.accept,
-                container=endpoint.execution_parameters(),
-            )
-            display.message(f"transform: SplitType={params.split_type} BatchStrategy={params.strategy} "
-                            f"MaxPayloadInMB={params.max_payload_mb} AssembleWith={params.assemble_with}")
-            outputs = transform.run_transform(endpoint, Path(args.input), Path(args.output), params, display)
+        # inputs listed, output bucket checked and model fetched before the server starts
+        inputs = sources.transform_inputs(args.input, client)
+        with sources.staged_output(args.output, client) as output_dir:
+            model = sources.local_model(args.model, client, display)
+            with Endpoint(model, backend, port=args.port, env=env, display=display, workers=args.workers,
+                          ready_timeout=args.ready_timeout, name="transform") as endpoint:
+                params = transform.resolve_params(
+                    split_type=args.split_type, strategy=args.strategy, max_payload_mb=args.max_payload_mb,
+                    assemble_with=args.assemble_with, content_type=args.content_type, accept=args.accept,
+                    container=endpoint.execution_parameters(),
+                )
+                display.message(f"transform: SplitType={params.split_type} BatchStrategy={params.strategy} "
+                                f"MaxPayloadInMB={params.max_payload_mb} AssembleWith={params.assemble_with}")
+                outputs = transform.run_transform(endpoint, None, output_dir, params, display, objects=inputs)
     finally:
         display.close()
     print(f"transformed {len(outputs)} file(s) into {args.output}")
@@ -244,11 +265,18 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _serve_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model.tar.gz (or a model directory)")
+    p.add_argument("--model", required=True, help="model.tar.gz, s3://bucket/key/model.tar.gz, or a model directory")
     p.add_argument("--workers", type=int, help="server workers (MODEL_SERVER_WORKERS)")
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="environment for the server")
     p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to wait for /ping (default 120)")
+    _s3_options(p)
     _backend_options(p)
+
+
+def _s3_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--s3-endpoint-url", metavar="URL",
+                   help="S3 endpoint for s3:// URIs (default: AWS_ENDPOINT_URL_S3, else AWS); credentials and "
+                        "region come from the standard AWS chain")
 
 
 def add_commands(subparsers) -> None:
@@ -257,8 +285,15 @@ def add_commands(subparsers) -> None:
                               description="Run a SageMaker-style training job locally.")
     t.add_argument("--job", help="CreateTrainingJob request body (JSON file)")
     t.add_argument("--algorithm", choices=("kmeans", "linear-learner"))
+    t.add_argument("--entry-point", metavar="SCRIPT",
+                   help="script mode: run this script (.py, module or executable) instead of a built-in")
+    t.add_argument("--source-dir", metavar="DIR", help="script mode: the directory or .tar.gz holding the "
+                                                       "entry point; it becomes /opt/ml/code")
     t.add_argument("--channel", action="append", default=[], metavar="NAME=PATH",
-                   help="a channel: a directory or file (repeatable)")
+                   help="a channel: a directory, a file or an s3://bucket/prefix URI (repeatable)")
+    t.add_argument("--data-type", action="append", default=[], metavar="NAME=S3Prefix|ManifestFile",
+                   help="an s3:// channel's S3DataType (default S3Prefix; ManifestFile for a URI naming "
+                        ".amazon.manifest)")
     t.add_argument("--content-type", action="append", default=[], metavar="NAME=TYPE",
                    help="a channel's ContentType, e.g. train=text/csv;label_size=0")
     t.add_argument("--distribution", action="append", default=[], metavar="NAME=FullyReplicated|ShardedByS3Key")
@@ -268,13 +303,17 @@ def add_commands(subparsers) -> None:
     t.add_argument("--hp", action="append", default=[], metavar="K=V", help="a hyperparameter (repeatable)")
     t.add_argument("--env", action="append", default=[], metavar="K=V", help="container environment (repeatable)")
     t.add_argument("--input-mode", choices=("File", "Pipe", "FastFile"))
-    t.add_argument("--output", help=f"output directory (S3OutputPath; default ./{DEFAULT_OUTPUT})")
+    t.add_argument("--output", help=f"output directory or s3:// URI (S3OutputPath; default ./{DEFAULT_OUTPUT})")
+    t.add_argument("--local-output", metavar="DIR",
+                   help=f"with an s3:// output: where the job's record, logs and artifact copies go "
+                        f"(default ./{DEFAULT_OUTPUT})")
     t.add_argument("--instance-count", type=int)
     t.add_argument("--job-name")
     t.add_argument("--max-runtime", type=int, metavar="SECONDS", help="MaxRuntimeInSeconds")
     t.add_argument("--keep-work", action="store_true", default=None,
                    help="keep the hosts' /opt/ml trees (kept anyway when the job does not complete)")
     t.add_argument("--stop-grace", type=float, default=120.0, help=argparse.SUPPRESS)
+    _s3_options(t)
     _backend_options(t)
     _register(t, cmd_train)
 
@@ -299,8 +338,8 @@ def add_commands(subparsers) -> None:
 
     x = subparsers.add_parser("transform", help="batch transform a directory of files")
     _serve_options(x)
-    x.add_argument("--input", required=True, help="input file or directory")
-    x.add_argument("--output", required=True, help="output directory (<file>.out per input)")
+    x.add_argument("--input", required=True, help="input file or directory, or an s3://bucket/prefix URI")
+    x.add_argument("--output", required=True, help="output directory or s3:// URI (<file>.out per input)")
     x.add_argument("--content-type", help="ContentType of the requests")
     x.add_argument("--accept", help="Accept of the requests")
     x.add_argument("--split-type", choices=("None", "Line", "RecordIO"))

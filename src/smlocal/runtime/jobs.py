@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from smlocal.errors import CustomerError, exit_code_for, failure_text
-from smlocal.runtime import packaging
+from smlocal.errors import CustomerError, SmlocalError, exit_code_for, failure_text
+from smlocal.runtime import packaging, sources
 from smlocal.runtime.jobspec import JobSpec
 from smlocal.runtime.pipes import PipeSet
-from smlocal.runtime.plan import TrainingPlan, list_objects, plan_training
+from smlocal.runtime.plan import TrainingPlan, plan_training
 from smlocal.runtime.progress import Display, parse_progress
+from smlocal.runtime.s3 import LazyClient
 
 RECORD_NAME = "training-job.json"
 FAILURE_REASON_CHARS = 1024
@@ -51,6 +52,8 @@ class _Outcome:
     feeder_error: BaseException | None = None
     exit_codes: dict = field(default_factory=dict)
     first_failed: str | None = None
+    upload_error: BaseException | None = None  # artifacts could not be uploaded to S3OutputPath
+    uploaded: dict = field(default_factory=dict)  # artifact name -> S3 URI
 
 
 def free_port() -> int:
@@ -101,13 +104,13 @@ def _base_record(spec: JobSpec, plan: TrainingPlan, backend: str) -> dict:
         "HyperParameters": dict(spec.hyperparameters),
         "InputDataConfig": [
             {"ChannelName": c.name, "DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix", "S3Uri": c.source, "S3DataDistributionType": c.distribution}},
+                "S3DataType": c.data_type, "S3Uri": c.source, "S3DataDistributionType": c.distribution}},
              **({"ContentType": c.content_type} if c.content_type else {}),
              "CompressionType": c.compression, "RecordWrapperType": c.record_wrapper, "InputMode": c.input_mode,
              **({"ShuffleConfig": {"Seed": c.shuffle_seed}} if c.shuffle_seed is not None else {})}
             for c in spec.channels
         ],
-        "OutputDataConfig": {"S3OutputPath": spec.output_path},
+        "OutputDataConfig": {"S3OutputPath": spec.s3_output_path or spec.output_path},
         "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count},
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime} if spec.max_runtime else {},
         "Environment": dict(spec.environment),
@@ -178,6 +181,8 @@ def _failure_reason(plan: TrainingPlan, outcome: _Outcome) -> str | None:
         if outcome.stopped == "MaxRuntimeExceeded":
             return (f"Training job reached the stopping condition MaxRuntimeInSeconds="
                     f"{plan.spec.max_runtime} and was stopped.")
+        if outcome.upload_error is not None:
+            return failure_text(outcome.upload_error)[:FAILURE_REASON_CHARS]
         return None
     hp = next(h for h in plan.hosts if h.host == host)
     if hp.failure_file.is_file():
@@ -227,18 +232,34 @@ def _monitor(plan: TrainingPlan, runs: dict, pipes: PipeSet, grace: float, displ
     return outcome
 
 
+def unpack_source(spec: JobSpec) -> JobSpec:
+    """Script mode with a .tar.gz source: unpack it (checked member by member) into the job dir."""
+    if not spec.source_dir or Path(spec.source_dir).is_dir():
+        return spec
+    target = spec.job_dir / "code"
+    packaging.safe_extract(Path(spec.source_dir), target)
+    return spec.with_overrides(source_dir=str(target))
+
+
 def run_training(spec: JobSpec, backend, display: Display | None = None, stop_grace: float = STOP_GRACE_S,
-                 keep_work: bool | None = None, echo: Callable[[str], bool] | None = None) -> JobResult:
+                 keep_work: bool | None = None, echo: Callable[[str], bool] | None = None,
+                 s3_client: LazyClient | None = None) -> JobResult:
     """Plan the job, run every host on ``backend``, collect artifacts, write the record.
 
     ``keep_work``: keep the hosts' /opt/ml trees (default: only when the job did not complete).
     ``echo``: which container log lines to show (all by default); every line goes to the log files.
+    ``s3_client``: the command's S3 client (``--s3-endpoint-url``); used only for s3:// URIs. S3 inputs
+    are listed (File mode: downloaded) and an S3 output's bucket checked before anything is started.
     """
+    s3_client = s3_client or LazyClient()
     display = display or Display(live=False)
     if (spec.job_dir / RECORD_NAME).exists():
         raise CustomerError(f"A training job named '{spec.job_name}' already exists in {spec.job_dir}. "
                             "Choose another --job-name (or TrainingJobName) or delete that directory.")
-    objects, is_dir = list_objects(spec)
+    # S3 first: a wrong bucket or an empty prefix fails here, before anything is written or started
+    sources.check_output(spec, s3_client)
+    objects, is_dir = sources.resolve_channels(spec, s3_client, display)
+    spec = unpack_source(spec)
     ps_port = free_port() if spec.instance_count > 1 else None
     plan = plan_training(spec, spec.job_dir, objects, ps_port=ps_port, source_is_dir=is_dir)
     record = _base_record(spec, plan, backend.name)
@@ -289,7 +310,24 @@ def run_training(spec: JobSpec, backend, display: Display | None = None, stop_gr
     # Collect artifacts whatever the outcome (SageMaker uploads the model of a stopped job too).
     packaging.package_dirs(plan.model_tar, [h.model_dir for h in plan.hosts])
     packaging.package_dirs(plan.output_tar, [h.output_dir / "data" for h in plan.hosts])
+    _upload(plan, outcome, s3_client, display)
     return _finish(plan, record, outcome, started, keep_work)
+
+
+def _upload(plan: TrainingPlan, outcome: _Outcome, client: LazyClient, display: Display) -> None:
+    """S3OutputPath: output.tar.gz always (it explains a failure); model.tar.gz unless the job failed."""
+    if not plan.spec.s3_output_path:
+        return
+    failed = outcome.first_failed is not None or outcome.feeder_error is not None
+    names = ("output.tar.gz",) if failed else sources.OUTPUT_NAMES
+    try:
+        outcome.uploaded = dict(sources.upload_outputs(plan.spec, plan.output_dir, client, names))
+    except SmlocalError as exc:
+        outcome.upload_error = exc
+        display.message(f"could not upload the artifacts: {exc}")
+        return
+    for name, uri in outcome.uploaded.items():
+        display.message(f"uploaded {name} to {uri}")
 
 
 def _finish(plan: TrainingPlan, record: dict, outcome: _Outcome, started: float, keep_work: bool | None) -> JobResult:
@@ -305,6 +343,8 @@ def _finish(plan: TrainingPlan, record: dict, outcome: _Outcome, started: float,
         status = "Stopped"
         secondary = "MaxRuntimeExceeded" if outcome.stopped == "MaxRuntimeExceeded" else "Stopped"
         code = 124 if outcome.stopped == "MaxRuntimeExceeded" else 130
+    elif outcome.upload_error is not None:
+        status, secondary, code = "Failed", "Failed", exit_code_for(outcome.upload_error)
     else:
         status, secondary, code = "Completed", "Completed", 0
     record.update({
@@ -314,9 +354,11 @@ def _finish(plan: TrainingPlan, record: dict, outcome: _Outcome, started: float,
         "TrainingTimeInSeconds": int(round(time.monotonic() - started)),
         "ExitCode": code,
         "HostExitCodes": {h: c for h, c in outcome.exit_codes.items()},
-        "ModelArtifacts": {"S3ModelArtifacts": str(plan.model_tar)},
-        "OutputArtifacts": str(plan.output_tar),
+        "ModelArtifacts": {"S3ModelArtifacts": outcome.uploaded.get("model.tar.gz", str(plan.model_tar))},
+        "OutputArtifacts": outcome.uploaded.get("output.tar.gz", str(plan.output_tar)),
     })
+    if outcome.uploaded:  # the S3 URIs above; the local copies stay in the job directory
+        record["LocalArtifacts"] = {"model": str(plan.model_tar), "output": str(plan.output_tar)}
     if reason:
         record["FailureReason"] = reason
     keep = keep_work if keep_work is not None else status != "Completed"
@@ -339,6 +381,9 @@ def summary_lines(record: dict) -> list[str]:
         lines.append(f"FailureReason: {record['FailureReason']}")
     if "ModelArtifacts" in record:
         lines.append(f"ModelArtifacts: {record['ModelArtifacts']['S3ModelArtifacts']}")
+    local_model = (record.get("LocalArtifacts") or {}).get("model")
+    if local_model and local_model != record.get("ModelArtifacts", {}).get("S3ModelArtifacts"):
+        lines.append(f"ModelArtifacts (local copy): {local_model}")
     if "TrainingTimeInSeconds" in record:
         lines.append(f"TrainingTimeInSeconds: {record['TrainingTimeInSeconds']}")
     for host, path in (record.get("LogFiles") or {}).items():

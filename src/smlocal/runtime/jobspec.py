@@ -8,12 +8,14 @@ ignored (``JobSpec.notes``).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from smlocal.errors import CustomerError
+from smlocal.runtime.s3 import DATA_TYPES, MANIFEST_NAME, is_s3_uri, parse_s3_uri
 
 ALGORITHMS = ("kmeans", "linear-learner")
 INPUT_MODES = ("File", "Pipe", "FastFile")
@@ -21,6 +23,7 @@ DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 COMPRESSIONS = ("None", "Gzip")
 RECORD_WRAPPERS = ("None", "RecordIO")
 
+DEFAULT_LOCAL_OUTPUT = "smlocal-output"  # local job files when the output is s3:// (relative to the cwd)
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
 _ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
@@ -57,23 +60,31 @@ class ChannelSpec:
     """One InputDataConfig entry, with the job-level input mode already applied."""
 
     name: str
-    source: str  # absolute local path (file or directory)
+    source: str  # absolute local path (file or directory), or an s3:// URI
     content_type: str | None = None
     input_mode: str = "File"
     distribution: str = "FullyReplicated"
     compression: str = "None"
     record_wrapper: str = "None"
     shuffle_seed: int | None = None
+    data_type: str = "S3Prefix"  # S3Prefix | ManifestFile (ManifestFile: s3:// sources only)
 
     @property
     def is_pipe(self) -> bool:
         return self.input_mode == "Pipe"
+
+    @property
+    def is_s3(self) -> bool:
+        return is_s3_uri(self.source)
 
 
 @dataclass(frozen=True)
 class JobSpec:
     job_name: str
     output_path: str  # absolute local directory; the job's files go to <output_path>/<job_name>/
+    # S3OutputPath when it is s3://: model.tar.gz and output.tar.gz are also uploaded to
+    # <s3_output_path>/<job_name>/output/ (output_path then holds the local record, logs and copies)
+    s3_output_path: str | None = None
     channels: tuple[ChannelSpec, ...] = ()
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None  # a Docker image to run (None: smlocal's own container)
@@ -84,6 +95,7 @@ class JobSpec:
     max_runtime: int | None = None  # seconds
     environment: Mapping[str, str] = field(default_factory=dict)
     entrypoint: tuple[str, ...] | None = None  # ContainerEntrypoint (+ ContainerArguments)
+    source_dir: str | None = None  # script mode: the user's code (directory or .tar.gz) -> /opt/ml/code
     notes: tuple[str, ...] = ()  # accepted fields without local effect, as messages for the user
 
     @property
@@ -173,9 +185,8 @@ def _string_map(value: Any, path: str, key_pattern: re.Pattern | None = None) ->
 
 def local_path(uri: str, path: str, base: Path | None = None) -> str:
     """A channel/output URI as an absolute local path: a plain path or ``file://`` URI."""
-    if uri.startswith("s3://"):
-        raise _err(path, f"{uri!r} is an S3 URI; this runtime reads local data. Copy the data locally "
-                         "(aws s3 sync) and give its directory or a file:// URI.")
+    if is_s3_uri(uri):
+        raise _err(path, f"{uri!r} is an S3 URI; a local path or file:// URI is needed here.")
     if "://" in uri and not uri.startswith("file://"):
         raise _err(path, f"{uri!r}: only local paths and file:// URIs are supported.")
     if uri.startswith("file://"):
@@ -184,6 +195,20 @@ def local_path(uri: str, path: str, base: Path | None = None) -> str:
     if not p.is_absolute():
         p = (base or Path.cwd()) / p
     return str(p.resolve())
+
+
+def s3_location(uri: str, path: str) -> str:
+    """An ``s3://bucket/key`` URI checked for a bucket name, with the scheme in lower case."""
+    try:
+        bucket, key = parse_s3_uri(uri)
+    except CustomerError as exc:
+        raise _err(path, str(exc)) from None
+    return f"s3://{bucket}/{key}"
+
+
+def output_location(uri: str, path: str, base: Path | None = None) -> str:
+    """An output (S3OutputPath, --output): an ``s3://`` URI as it is, else an absolute local path."""
+    return s3_location(uri, path) if is_s3_uri(uri) else local_path(uri, path, base)
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -200,16 +225,20 @@ def _parse_channel(entry: Any, path: str, job_mode: str, base: Path | None) -> C
                    "EFS/FSx sources are not supported locally; use S3DataSource with a local path.")
     s3 = _obj(source.get("S3DataSource"), f"{path}.DataSource.S3DataSource", _S3_SOURCE)
     spath = f"{path}.DataSource.S3DataSource"
-    data_type = s3.get("S3DataType", "S3Prefix")
-    if data_type != "S3Prefix":
-        raise _err(f"{spath}.S3DataType", f"{data_type!r} is not supported locally; use S3Prefix "
-                                          "(a local directory or file).")
+    data_type = _choice(s3.get("S3DataType", "S3Prefix"), f"{spath}.S3DataType", DATA_TYPES)
     if "AttributeNames" in s3:
         raise _err(f"{spath}.AttributeNames", "augmented manifests are not supported locally.")
-    location = local_path(_str(s3.get("S3Uri"), f"{spath}.S3Uri"), f"{spath}.S3Uri", base)
-    if not Path(location).exists():
-        raise _err(f"{spath}.S3Uri", f"{location} does not exist. Give the directory or file holding "
-                                     f"the '{name}' channel's data.")
+    uri = _str(s3.get("S3Uri"), f"{spath}.S3Uri")
+    if is_s3_uri(uri):  # listed (and checked) from S3 when the job runs, before any container starts
+        location = s3_location(uri, f"{spath}.S3Uri")
+    else:
+        if data_type != "S3Prefix":
+            raise _err(f"{spath}.S3DataType", f"{data_type} needs an s3:// S3Uri (a manifest in S3); for a "
+                                              "local directory or file use S3Prefix.")
+        location = local_path(uri, f"{spath}.S3Uri", base)
+        if not Path(location).exists():
+            raise _err(f"{spath}.S3Uri", f"{location} does not exist. Give the directory or file holding "
+                                         f"the '{name}' channel's data.")
     mode = _choice(entry.get("InputMode", job_mode), f"{path}.InputMode", INPUT_MODES)
     seed = None
     if "ShuffleConfig" in entry:
@@ -229,13 +258,42 @@ def _parse_channel(entry: Any, path: str, job_mode: str, base: Path | None) -> C
         record_wrapper=_choice(entry.get("RecordWrapperType", "None"), f"{path}.RecordWrapperType",
                                RECORD_WRAPPERS),
         shuffle_seed=seed,
+        data_type=data_type,
     )
 
 
-def parse_job(body: Any, base: Path | None = None, output_path: str | None = None) -> JobSpec:
+def is_script_mode(hyperparameters: Mapping[str, str], environment: Mapping[str, str]) -> bool:
+    """A user script is named (the SDK's sagemaker_program hyperparameter or SAGEMAKER_PROGRAM)."""
+    return "sagemaker_program" in hyperparameters or bool(environment.get("SAGEMAKER_PROGRAM"))
+
+
+def script_source(hyperparameters: Mapping[str, str], base: Path | None = None) -> str | None:
+    """The local code location named by ``sagemaker_submit_directory`` (JSON-encoded, as the SDK sends it)."""
+    raw = hyperparameters.get("sagemaker_submit_directory")
+    if raw is None:
+        return None
+    try:
+        location = json.loads(raw)
+    except ValueError:
+        location = raw
+    path = "HyperParameters.sagemaker_submit_directory"
+    if not isinstance(location, str) or location.startswith("s3://"):
+        raise _err(path, f"{raw!r}: give a local directory or .tar.gz (S3 code locations are not fetched).")
+    source = local_path(location, path, base)
+    if not Path(source).exists():
+        raise _err(path, f"{source} does not exist.")
+    if not (Path(source).is_dir() or Path(source).name.endswith((".tar.gz", ".tgz", ".tar"))):
+        raise _err(path, f"{source} is neither a directory nor a .tar.gz archive.")
+    return source
+
+
+def parse_job(body: Any, base: Path | None = None, output_path: str | None = None,
+              local_output: str | None = None) -> JobSpec:
     """Validate a CreateTrainingJob request body. ``base``: directory relative paths are taken from.
 
-    ``output_path`` (e.g. the CLI's ``--output``) overrides ``OutputDataConfig.S3OutputPath``.
+    ``output_path`` (e.g. the CLI's ``--output``) overrides ``OutputDataConfig.S3OutputPath``. When the
+    output is an ``s3://`` URI, the job's local files (record, logs, artifact copies) go below
+    ``local_output`` (default ``./smlocal-output``) and the artifacts are uploaded too.
     """
     body = _obj(body, "", _TOP_LEVEL)
     notes = [f"{key} is AWS-only and ignored locally" for key in body if _TOP_LEVEL[key] == "ignore"]
@@ -256,9 +314,6 @@ def parse_job(body: Any, base: Path | None = None, output_path: str | None = Non
             raise _err("AlgorithmSpecification.AlgorithmName",
                        f"{algo['AlgorithmName']!r} is not available locally; use one of: {', '.join(ALGORITHMS)}.")
         algorithm = name
-    if image is None and algorithm is None:
-        raise _err("AlgorithmSpecification.TrainingImage",
-                   "give an image, a built-in algorithm image URI (.../kmeans:1) or AlgorithmName.")
     job_mode = _choice(algo.get("TrainingInputMode", "File"), "AlgorithmSpecification.TrainingInputMode",
                        INPUT_MODES)
     job_mode = "File" if job_mode == "FastFile" else job_mode
@@ -295,11 +350,18 @@ def parse_job(body: Any, base: Path | None = None, output_path: str | None = Non
         out = _obj(body.get("OutputDataConfig"), "OutputDataConfig", _OUTPUT) \
             if "OutputDataConfig" in body else {}
         if "S3OutputPath" not in out:
-            raise _err("OutputDataConfig.S3OutputPath", "is required (a local directory), or pass --output.")
-        output_path = local_path(_str(out["S3OutputPath"], "OutputDataConfig.S3OutputPath"),
-                                 "OutputDataConfig.S3OutputPath", base)
-    elif "OutputDataConfig" in body:
-        _obj(body["OutputDataConfig"], "OutputDataConfig", _OUTPUT)
+            raise _err("OutputDataConfig.S3OutputPath", "is required (a local directory or s3:// URI), or "
+                                                        "pass --output.")
+        output_path = output_location(_str(out["S3OutputPath"], "OutputDataConfig.S3OutputPath"),
+                                      "OutputDataConfig.S3OutputPath", base)
+    else:
+        output_path = output_location(output_path, "--output")
+        if "OutputDataConfig" in body:
+            _obj(body["OutputDataConfig"], "OutputDataConfig", _OUTPUT)
+    s3_output_path = None
+    if is_s3_uri(output_path):
+        s3_output_path = output_path
+        output_path = local_path(local_output or DEFAULT_LOCAL_OUTPUT, "--local-output")
 
     resources = _obj(body.get("ResourceConfig", {}), "ResourceConfig", _RESOURCE)
     if "InstanceGroups" in resources:
@@ -318,6 +380,11 @@ def parse_job(body: Any, base: Path | None = None, output_path: str | None = Non
     env = _string_map(body.get("Environment", {}), "Environment", _ENV_KEY)
     if algorithm is None and env.get("SMLOCAL_ALGORITHM"):
         algorithm = _choice(env["SMLOCAL_ALGORITHM"], "Environment.SMLOCAL_ALGORITHM", ALGORITHMS)
+    source_dir = script_source(hps, base)
+    if image is None and algorithm is None and not is_script_mode(hps, env):
+        raise _err("AlgorithmSpecification.TrainingImage",
+                   "give an image, a built-in algorithm image URI (.../kmeans:1), AlgorithmName, "
+                   "or a script (HyperParameters.sagemaker_program).")
 
     job_name = body.get("TrainingJobName")
     if job_name is None:
@@ -327,7 +394,8 @@ def parse_job(body: Any, base: Path | None = None, output_path: str | None = Non
     spec = JobSpec(
         job_name=job_name, output_path=output_path, channels=channels, hyperparameters=hps, image=image,
         algorithm=algorithm, input_mode=job_mode, instance_count=count, instance_type=instance_type,
-        max_runtime=max_runtime, environment=env, entrypoint=entrypoint, notes=tuple(notes),
+        max_runtime=max_runtime, environment=env, entrypoint=entrypoint, source_dir=source_dir,
+        notes=tuple(notes), s3_output_path=s3_output_path,
     )
     validate(spec)
     return spec
@@ -341,8 +409,11 @@ def validate_job_name(name: Any, path: str = "TrainingJobName") -> str:
 
 
 def validate(spec: JobSpec) -> None:
-    """Cross-field rules that hold however the spec was built (JSON or flags)."""
+    """Cross-field rules that hold however the spec was built (JSON or flags). S3 channels are
+    checked the same way when they are listed, before any container starts (``sources``)."""
     for i, ch in enumerate(spec.channels):
+        if ch.is_s3:
+            continue
         count = len(list_channel_files(ch.source))
         if count == 0:
             raise _err(f"InputDataConfig[{i}].DataSource.S3DataSource.S3Uri",
@@ -374,6 +445,19 @@ def list_channel_files(source: str) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------------------- from flags
+def script_hyperparameters(entry_point: str | None, source_dir: str | None) -> dict[str, str]:
+    """--entry-point/--source-dir as the SDK's hyperparameters (a source dir defaults to the script's folder)."""
+    if not entry_point:
+        return {}
+    script = Path(entry_point)
+    if source_dir is None and script.parent != Path("."):
+        source_dir, entry_point = str(script.parent), script.name
+    hps = {"sagemaker_program": json.dumps(entry_point)}
+    if source_dir is not None:
+        hps["sagemaker_submit_directory"] = json.dumps(local_path(source_dir, "--source-dir"))
+    return hps
+
+
 def split_pair(value: str, flag: str) -> tuple[str, str]:
     key, sep, val = value.partition("=")
     if not sep or not key:
@@ -398,16 +482,30 @@ def spec_from_flags(
     job_name: str | None = None,
     max_runtime: int | None = None,
     environment: list[str] = (),
+    entry_point: str | None = None,
+    source_dir: str | None = None,
+    data_types: list[str] = (),
+    local_output: str | None = None,
 ) -> JobSpec:
-    """Build the same request body the flags describe and validate it with ``parse_job``."""
-    if not algorithm and not image:
-        raise CustomerError("smlocal train: give --job job.json, --algorithm kmeans|linear-learner or --image.")
+    """Build the same request body the flags describe and validate it with ``parse_job``.
+
+    ``entry_point``/``source_dir`` (script mode) become the SDK's ``sagemaker_program`` and
+    ``sagemaker_submit_directory`` hyperparameters, JSON-encoded as the SDK sends them.
+    A channel may be an ``s3://`` URI; one naming an SDK ``.amazon.manifest`` is a ManifestFile channel
+    unless ``--data-type`` says otherwise.
+    """
+    if source_dir and not entry_point:
+        raise CustomerError("smlocal train: --source-dir needs --entry-point (the script to run in it).")
+    if not algorithm and not image and not entry_point:
+        raise CustomerError("smlocal train: give --job job.json, --algorithm kmeans|linear-learner, --image, "
+                            "or --entry-point script.py [--source-dir DIR].")
     per_channel: dict[str, dict[str, str]] = {}
     for flag, items, key in (("--content-type", content_types, "ContentType"),
                              ("--distribution", distributions, "S3DataDistributionType"),
                              ("--compression", compressions, "CompressionType"),
                              ("--record-wrapper", record_wrappers, "RecordWrapperType"),
-                             ("--shuffle-seed", shuffle_seeds, "Seed")):
+                             ("--shuffle-seed", shuffle_seeds, "Seed"),
+                             ("--data-type", data_types, "S3DataType")):
         for item in items:
             name, val = split_pair(item, flag)
             per_channel.setdefault(name, {})[key] = val
@@ -417,7 +515,8 @@ def spec_from_flags(
         name, path = split_pair(item, "--channel")
         known.add(name)
         extra = per_channel.get(name, {})
-        s3 = {"S3DataType": "S3Prefix", "S3Uri": path,
+        manifest = is_s3_uri(path) and path.rstrip("/").rsplit("/", 1)[-1] == MANIFEST_NAME
+        s3 = {"S3DataType": extra.get("S3DataType", "ManifestFile" if manifest else "S3Prefix"), "S3Uri": path,
               "S3DataDistributionType": extra.get("S3DataDistributionType", "FullyReplicated")}
         entry: dict[str, Any] = {"ChannelName": name, "DataSource": {"S3DataSource": s3}}
         for key in ("ContentType", "CompressionType", "RecordWrapperType"):
@@ -436,7 +535,8 @@ def spec_from_flags(
         algo_spec["AlgorithmName"] = algorithm
     body: dict[str, Any] = {
         "AlgorithmSpecification": algo_spec,
-        "HyperParameters": dict(split_pair(h, "--hp") for h in hyperparameters),
+        "HyperParameters": {**dict(split_pair(h, "--hp") for h in hyperparameters),
+                            **script_hyperparameters(entry_point, source_dir)},
         "InputDataConfig": data_config,
         "ResourceConfig": {"InstanceCount": instance_count, "InstanceType": "local"},
         "Environment": dict(split_pair(e, "--env") for e in environment),
@@ -445,4 +545,4 @@ def spec_from_flags(
         body["TrainingJobName"] = job_name
     if max_runtime:
         body["StoppingCondition"] = {"MaxRuntimeInSeconds": max_runtime}
-    return parse_job(body, output_path=local_path(output, "--output"))
+    return parse_job(body, output_path=output_location(output, "--output"), local_output=local_output)

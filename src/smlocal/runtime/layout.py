@@ -13,6 +13,7 @@ def materialize(host: HostPlan, mounts_as: str) -> None:
     ``mounts_as="symlink"`` (local processes): each mount becomes a symlink to its source.
     ``mounts_as="mountpoint"`` (Docker): an empty directory or file owned by us is left where Docker
     will bind-mount, so Docker does not create root-owned mountpoints inside our tree.
+    ``host.placed`` files are hard-linked (or copied) in place either way.
     """
     root = host.root_path
     for rel in host.dirs:
@@ -32,3 +33,8 @@ def materialize(host: HostPlan, mounts_as: str) -> None:
             target.mkdir()
         else:
             target.touch()
+    if host.placed:
+        from smlocal.runtime.s3_cache import place
+
+        for item in host.placed:  # real files (hard links into the S3 cache), for either backend
+            place(Path(item.source), root / item.target)

@@ -1,7 +1,8 @@
 """Plan a training job: JobSpec + the channels' file lists -> what each host gets. Pure: no disk access.
 
 A backend executes the plan: it creates ``dirs``, writes ``files``, realises ``mounts`` (bind mounts in
-Docker, symlinks for local processes), starts the Pipe feeders and runs the container with ``env``.
+Docker, symlinks for local processes), hard-links ``placed`` files (S3 downloads) into the tree,
+starts the Pipe feeders and runs the container with ``env``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Mapping, Sequence
 
 from smlocal.runtime.jobspec import ChannelSpec, JobSpec
+from smlocal.runtime.s3 import shard_objects
 
 CONTAINER_BASE = PurePosixPath("/opt/ml")
 HOST_DIRS = ("input/config", "input/data", "model", "output/data", "checkpoints")
@@ -46,8 +48,9 @@ class Mount:
 
 
 def shard(objects: Sequence[DataObject], host_index: int, host_count: int) -> tuple[DataObject, ...]:
-    """ShardedByS3Key: objects in key order, dealt round-robin, so each host gets about 1/n of them."""
-    return tuple(objects[host_index::host_count])
+    """ShardedByS3Key: objects in key order, dealt round-robin, so each host gets about 1/n of them
+    (``s3.shard_objects``: one sharding rule for local and S3 channels)."""
+    return tuple(shard_objects(objects, host_index, host_count, "ShardedByS3Key"))
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ class HostPlan:
     mounts: tuple[Mount, ...]  # File-mode channel data
     channel_files: Mapping[str, tuple[DataObject, ...]]  # channel -> objects this host gets (epoch 0)
     pipes: tuple[PipeFeed, ...]
+    # files hard-linked (or copied) into the tree whatever the backend: S3 File-mode channels, whose
+    # objects sit in the local download cache (source) and must appear as real files in the channel dir
+    placed: tuple[Mount, ...] = ()
 
     @property
     def root_path(self) -> Path:
@@ -208,6 +214,7 @@ def plan_training(spec: JobSpec, job_dir: str | Path, channel_objects: Mapping[s
     for index, host in enumerate(spec.hosts):
         root = job_dir / "hosts" / host
         mounts: list[Mount] = []
+        placed: list[Mount] = []
         pipes: list[PipeFeed] = []
         channel_files: dict[str, tuple[DataObject, ...]] = {}
         dirs = list(HOST_DIRS)
@@ -227,9 +234,14 @@ def plan_training(spec: JobSpec, job_dir: str | Path, channel_objects: Mapping[s
                 mine = shard(objects, index, spec.instance_count) if sharded else objects
                 channel_files[ch.name] = mine
                 whole = not sharded and source_is_dir.get(ch.name, False)
-                mounts.extend(_file_mounts(ch, mine, whole))
+                if ch.is_s3:
+                    placed.extend(_file_mounts(ch, mine, whole=False))
+                else:
+                    mounts.extend(_file_mounts(ch, mine, whole))
                 if not whole:
                     dirs.append(f"input/data/{ch.name}")
+        if spec.source_dir:  # script mode: the user's code at /opt/ml/code (an archive is unpacked first)
+            mounts.append(Mount(spec.source_dir, "code"))
         files = {
             "input/config/hyperparameters.json": hyperparameters_json(spec),
             "input/config/inputdataconfig.json": inputdataconfig_json(spec),
@@ -238,17 +250,20 @@ def plan_training(spec: JobSpec, job_dir: str | Path, channel_objects: Mapping[s
         hosts.append(HostPlan(
             host=host, root=str(root), dirs=tuple(dirs), files=files,
             env=host_environment(spec, host, ps_port), mounts=tuple(mounts),
-            channel_files=channel_files, pipes=tuple(pipes),
+            channel_files=channel_files, pipes=tuple(pipes), placed=tuple(placed),
         ))
     return TrainingPlan(spec=spec, job_dir=str(job_dir), hosts=tuple(hosts))
 
 
 def list_objects(spec: JobSpec) -> tuple[dict[str, tuple[DataObject, ...]], dict[str, bool]]:
-    """Read the channels' file lists from disk (the one impure step before planning)."""
+    """Read the local channels' file lists from disk (the one impure step before planning); S3
+    channels are listed by ``sources.resolve_channels``."""
     from smlocal.runtime.jobspec import list_channel_files
 
     objects, is_dir = {}, {}
     for ch in spec.channels:
+        if ch.is_s3:
+            continue
         objects[ch.name] = tuple(DataObject(key, path, Path(path).stat().st_size)
                                  for key, path in list_channel_files(ch.source))
         is_dir[ch.name] = Path(ch.source).is_dir()

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,6 +94,26 @@ def make_client(endpoint_url: str | None = None, *, region: str | None = None, m
 
 def _client(client):
     return client if client is not None else make_client()
+
+
+class LazyClient:
+    """The one S3 client of a command, made on first use: a job that names no ``s3://`` URI never
+    imports boto3 or looks for credentials. Thread-safe (feeders and downloads share the client)."""
+
+    def __init__(self, endpoint_url: str | None = None, client=None):
+        self.endpoint_url = endpoint_url or None
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def created(self) -> bool:
+        return self._client is not None
+
+    def get(self):
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self.endpoint_url)
+            return self._client
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -243,6 +264,10 @@ def _label(uri: str, channel: str | None) -> str:
     return f"channel '{channel}' ({uri})" if channel else uri
 
 
+def _for_channel(channel: str | None) -> str:
+    return f" (channel '{channel}')" if channel else ""
+
+
 def list_channel_objects(uri: str, data_type: str = "S3Prefix", client=None, *, channel: str | None = None,
                          max_workers: int = 16) -> list[S3Object]:
     """Every object of an S3 channel, with size and ETag, validated so jobs fail before containers start.
@@ -269,7 +294,7 @@ def list_channel_objects(uri: str, data_type: str = "S3Prefix", client=None, *, 
 def _list_prefix(client, uri: str, channel: str | None) -> list[S3Object]:
     bucket, prefix = parse_s3_uri(uri)
     found: list[S3Object] = []
-    with s3_errors(uri, "list"):
+    with s3_errors(uri, "list", _for_channel(channel)):
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", ()):
                 key = item["Key"]
@@ -315,7 +340,7 @@ def _read_manifest(client, uri: str, channel: str | None) -> tuple[str, bytes]:
         candidates = [key, f"{key}/{MANIFEST_NAME}"]
     for candidate in candidates:
         candidate_uri = s3_uri(bucket, candidate)
-        with s3_errors(candidate_uri, "read the manifest"):
+        with s3_errors(candidate_uri, "read the manifest", _for_channel(channel)):
             try:
                 body = client.get_object(Bucket=bucket, Key=candidate)["Body"]
             except Exception as exc:
@@ -347,7 +372,7 @@ def _list_manifest(client, uri: str, channel: str | None, max_workers: int) -> l
                 raise
 
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(unique)))) as pool:
-        heads = dict(zip(unique, pool.map(head, unique)))
+        heads = dict(zip(unique, pool.map(head, unique), strict=True))
     missing = [entry for entry in unique if heads[entry] is None]
     if missing:
         check_bucket(prefix_uri, client)  # every entry "missing" may really be a missing bucket
@@ -360,12 +385,13 @@ def _list_manifest(client, uri: str, channel: str | None, max_workers: int) -> l
             for entry in entries]
 
 
-def check_bucket(uri: str, client=None) -> None:
+def check_bucket(uri: str, client=None, context: str = "") -> None:
     """HeadBucket on the URI's bucket: CustomerError if it does not exist or is not accessible.
 
-    Use it as the pre-flight check of an ``S3OutputPath`` before any container starts."""
+    Use it as the pre-flight check of an ``S3OutputPath`` before any container starts; ``context``
+    (e.g. ``" (S3OutputPath s3://b/out)"``) goes after the bucket's URI in the message."""
     bucket, _ = parse_s3_uri(uri)
-    with s3_errors(s3_uri(bucket), "access"):
+    with s3_errors(s3_uri(bucket), "access", context):
         _client(client).head_bucket(Bucket=bucket)
 
 
@@ -519,6 +545,23 @@ def _refine_not_found(client, uri: str, doing: str, exc: BaseException) -> Smloc
     return translate_error(exc, uri, doing) or PlatformError(f"Cannot {doing} {uri}: {exc}")
 
 
+def head_object(uri: str, client=None) -> S3Object:
+    """The ``S3Object`` (size, ETag) of one object named by ``uri``, e.g. a model.tar.gz to serve, so
+    it can go through the download cache. CustomerError names a missing bucket or key."""
+    bucket, key = parse_s3_uri(uri)
+    if not key or key.endswith("/"):
+        raise CustomerError(f"{uri} names a prefix, not an object; give the S3 URI of a single object.")
+    client = _client(client)
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except SmlocalError:
+        raise
+    except Exception as exc:
+        mapped = _refine_not_found(client, uri, "read", exc)
+        raise mapped from exc
+    return S3Object(bucket, key, int(head["ContentLength"]), _etag(head.get("ETag")), PurePosixPath(key).name)
+
+
 def download_to(uri: str, dest_path: str | os.PathLike, client=None) -> Path:
     """Download one object (``s3://bucket/key``, e.g. a model.tar.gz) to ``dest_path``; an existing
     directory or a path ending in ``/`` receives the object's base name. The file appears atomically.
@@ -565,12 +608,12 @@ def _upload_many(client, pairs: Sequence[tuple[Path, str]]) -> None:
 
 
 def upload_job_outputs(output_dir_local: str | os.PathLike, s3_output_path: str, job_name: str,
-                       client=None) -> dict[str, str]:
-    """Upload ``model.tar.gz`` and ``output.tar.gz`` (those present) from a job's local output directory
-    to ``<s3_output_path>/<job_name>/output/``, as SageMaker lays out ``S3OutputPath``.
-    Returns {file name: S3 URI}."""
+                       client=None, names: Sequence[str] = ("model.tar.gz", "output.tar.gz")) -> dict[str, str]:
+    """Upload ``names`` (those present; default ``model.tar.gz`` and ``output.tar.gz``) from a job's
+    local output directory to ``<s3_output_path>/<job_name>/output/``, as SageMaker lays out
+    ``S3OutputPath``. Returns {file name: S3 URI}."""
     base = join_s3(s3_output_path, job_name, "output")
-    pairs = [(Path(output_dir_local) / name, join_s3(base, name)) for name in ("model.tar.gz", "output.tar.gz")]
+    pairs = [(Path(output_dir_local) / name, join_s3(base, name)) for name in names]
     pairs = [(path, uri) for path, uri in pairs if path.is_file()]
     _upload_many(_client(client), pairs)
     for path, uri in pairs:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator, Sequence
 
 from smlocal.errors import CustomerError
+from smlocal.runtime.plan import DataObject
 
 SPLIT_TYPES = ("None", "Line", "RecordIO")
 STRATEGIES = ("SingleRecord", "MultiRecord")
@@ -126,20 +127,25 @@ def input_files(input_path: Path) -> list[tuple[str, Path]]:
 
 
 # ---------------------------------------------------------------------------------------------- run
-def run_transform(endpoint, input_path: Path, output_path: Path, params: TransformParams, display=None) -> list[Path]:
+def run_transform(endpoint, input_path: Path | None, output_path: Path, params: TransformParams, display=None,
+                  objects: Sequence[DataObject] | None = None) -> list[Path]:
     """Send every input through ``endpoint`` (an ``endpoint.Endpoint``); returns the output files.
 
+    ``objects``: the inputs already listed (e.g. S3 objects streamed by their opener, see
+    ``sources.transform_inputs``); by default the files under ``input_path``.
     A non-200 answer stops the transform with an error naming the file, the request and the answer.
     """
-    files = input_files(Path(input_path))
+    if objects is None:
+        objects = [DataObject(key, str(path)) for key, path in input_files(Path(input_path))]
     output_path = Path(output_path)
-    task = display.task("transform", total=len(files), unit="files") if display else None
+    task = display.task("transform", total=len(objects), unit="files") if display else None
     outputs = []
-    for key, path in files:
+    for obj in objects:
+        key, path = obj.key, obj.path  # path: a local file or an s3:// URI, for messages
         target = output_path / f"{key}.out"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.partial")
-        with open(path, "rb") as src, open(tmp, "wb") as out:
+        with obj.open() as src, open(tmp, "wb") as out:
             records = split_records(src, params.split_type, source=str(path))
             for number, payload in enumerate(batch_payloads(records, params.strategy, params.max_payload_bytes,
                                                             source=str(path))):

@@ -1,0 +1,101 @@
+"""Script mode through the runtime (process backend): --entry-point/--source-dir and the job JSON's
+sagemaker_program / sagemaker_submit_directory, then a model.tar.gz with code/inference.py served."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+
+from smlocal.runtime.endpoint import Endpoint
+from smlocal.runtime.process import ProcessBackend
+from tests.helpers import REPO
+
+EXAMPLE = REPO / "examples" / "sklearn"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "smlocal", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _train_csv(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 3))
+    y = (X @ np.array([1.5, -2.0, 0.5]) > 0).astype(float)
+    folder = tmp_path / "train"
+    folder.mkdir()
+    np.savetxt(folder / "part-0.csv", np.column_stack([y, X]), delimiter=",", fmt="%.6f")
+    return folder
+
+
+def _serve_with_handlers(model_tar, tmp_path):
+    """What the SDK's repack does: the trained model plus code/inference.py in one model.tar.gz."""
+    repacked = tmp_path / "repacked.tar.gz"
+    with tarfile.open(model_tar) as src, tarfile.open(repacked, "w:gz") as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member))
+        dst.add(EXAMPLE / "inference.py", arcname="code/inference.py")
+    with Endpoint(repacked, ProcessBackend(), workers=1) as ep:
+        resp = ep.invoke(b"3,-3,0\n-3,3,0\n", "text/csv", "application/json")
+        assert resp.status == 200, resp.text()
+        probabilities = resp.json()["probabilities"]
+        assert probabilities[0] > 0.9 and probabilities[1] < 0.1
+
+
+def test_entry_point_and_source_dir_flags(tmp_path):
+    train = _train_csv(tmp_path)
+    cli = _cli("train", "--entry-point", "train.py", "--source-dir", str(EXAMPLE), "--channel", f"train={train}",
+               "--content-type", "train=text/csv", "--hp", "C=0.5", "--output", str(tmp_path / "out"),
+               "--job-name", "sk", "--backend", "process")
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "TrainingJobStatus: Completed" in cli.stdout
+    model_tar = tmp_path / "out" / "sk" / "output" / "model.tar.gz"
+    with tarfile.open(model_tar) as tar:
+        assert tar.getnames() == ["model.joblib"]
+    log = (tmp_path / "out" / "sk" / "logs" / "algo-1.log").read_text()
+    assert "--C 0.5" in log and "training accuracy:" in log
+    _serve_with_handlers(model_tar, tmp_path)
+
+
+def test_job_json_with_sdk_hyperparameters_and_a_tarball(tmp_path):
+    """As the SDK writes a framework job: JSON-encoded sagemaker_program and a sourcedir.tar.gz."""
+    train = _train_csv(tmp_path)
+    sourcedir = tmp_path / "sourcedir.tar.gz"
+    with tarfile.open(sourcedir, "w:gz") as tar:
+        tar.add(EXAMPLE / "train.py", arcname="train.py")
+    job = {
+        "TrainingJobName": "sk-json",
+        "AlgorithmSpecification": {"TrainingImage": "smlocal:latest", "TrainingInputMode": "File"},
+        "HyperParameters": {"sagemaker_program": json.dumps("train.py"),
+                            "sagemaker_submit_directory": json.dumps(f"file://{sourcedir}"),
+                            "max_iter": "50"},
+        "InputDataConfig": [{"ChannelName": "train", "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": str(train), "S3DataDistributionType": "FullyReplicated"}}}],
+        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "local"},
+    }
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    cli = _cli("train", "--job", str(tmp_path / "job.json"), "--backend", "process")
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert (tmp_path / "out" / "sk-json" / "output" / "model.tar.gz").is_file()
+
+
+def test_failing_script_is_failed_with_its_stderr_tail(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "fail.py").write_text("import sys\nsys.stderr.write('KeyError: label column missing\\n')\nsys.exit(3)\n")
+    cli = _cli("train", "--entry-point", str(code / "fail.py"), "--output", str(tmp_path / "out"),
+               "--job-name", "bad", "--backend", "process")
+    assert cli.returncode != 0
+    assert "TrainingJobStatus: Failed" in cli.stderr  # a failed job's summary goes to stderr
+    assert "ExecuteUserScriptError" in cli.stderr and "KeyError: label column missing" in cli.stderr
+    record = json.loads((tmp_path / "out" / "bad" / "training-job.json").read_text())
+    assert record["FailureReason"].startswith("ExecuteUserScriptError:\nExitCode 3")
+
+
+def test_source_dir_needs_an_entry_point(tmp_path):
+    cli = _cli("train", "--source-dir", str(EXAMPLE), "--output", str(tmp_path / "out"))
+    assert cli.returncode == 2 and "--source-dir needs --entry-point" in cli.stderr
