@@ -80,7 +80,7 @@ def _assert_found_the_blobs(centers):
 
 
 def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "smlocal.runtime", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "smlocal", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=300, **kw)
 
 
@@ -126,7 +126,7 @@ def test_serve_and_predict_commands(tmp_path, csv_dir):
     from smlocal.runtime.jobs import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "smlocal.runtime", "serve", "--model", str(result.model_artifacts),
+    server = subprocess.Popen([sys.executable, "-m", "smlocal", "serve", "--model", str(result.model_artifacts),
                                "--port", str(port), "--workers", "1", "--backend", "process"], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

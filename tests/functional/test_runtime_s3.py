@@ -49,7 +49,7 @@ def _csv(rows: np.ndarray) -> bytes:
 
 
 def _cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "smlocal.runtime", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "smlocal", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env=env)
 
 
@@ -236,7 +236,7 @@ def test_serve_and_transform_with_s3_model_input_and_output(s3_env, bucket, csv_
     model_gets = _gets(s3_env, bucket, "models/m/output/model.tar.gz")
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "smlocal.runtime", "serve", "--model", model_uri, "--port",
+    server = subprocess.Popen([sys.executable, "-m", "smlocal", "serve", "--model", model_uri, "--port",
                                str(port), "--workers", "1", "--backend", "process"], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -114,7 +114,7 @@ def test_failure_reason_and_describe(tmp_path, backend):
     record = read_record(tmp_path / "out" / "stub-job")
     assert record["FailureReason"] == result.failure_reason and record["ExitCode"] == 2
     assert Path(record["WorkDirectory"]).is_dir()  # kept for inspection
-    cli = subprocess.run([sys.executable, "-m", "smlocal.runtime", "describe", "stub-job", "--output",
+    cli = subprocess.run([sys.executable, "-m", "smlocal", "describe", "stub-job", "--output",
                           str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
     assert cli.returncode == 0 and "TrainingJobStatus: Failed" in cli.stdout
     assert "FailureReason: Customer Error: The value 'x'" in cli.stdout
@@ -155,7 +155,7 @@ def test_sigterm_ignored_is_killed_after_grace(tmp_path, backend):
 
 def test_ctrl_c_stops_processes_and_feeders(tmp_path):
     data = _data(tmp_path / "train", 2)
-    cmd = [sys.executable, "-m", "smlocal.runtime", "train", "--image", "stub:1", "--backend", "process",
+    cmd = [sys.executable, "-m", "smlocal", "train", "--image", "stub:1", "--backend", "process",
            "--entrypoint", f"{sys.executable} {STUB}", "--channel", f"train={data}", "--channel", f"extra={data}",
            "--input-mode", "Pipe", "--hp", "sleep=60", "--output", str(tmp_path / "out"), "--job-name", "cc"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

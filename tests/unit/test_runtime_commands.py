@@ -22,7 +22,7 @@ def test_commands_are_registered():
                  ["serve", "--model", "m.tar.gz"], ["predict", "-", "--content-type", "text/csv"],
                  ["transform", "--model", "m", "--input", "i", "--output", "o"], ["quickstart"]):
         args = parser.parse_args(argv)
-        assert callable(args.func)
+        assert callable(args.handler)
 
 
 def test_backend_choice_without_an_engine(monkeypatch):
@@ -37,11 +37,10 @@ def test_backend_choice_without_an_engine(monkeypatch):
 
 
 def test_errors_become_messages_and_exit_codes(tmp_path, capsys):
-    parser = _parser()
-    args = parser.parse_args(["train", "--algorithm", "kmeans", "--channel", f"train={tmp_path / 'missing'}",
-                              "--output", str(tmp_path)])
-    assert args.func(args) == 2
+    from smlocal.cli import main
+
+    assert main(["train", "--algorithm", "kmeans", "--channel", f"train={tmp_path / 'missing'}",
+                 "--output", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "Customer Error:" in err and "S3Uri" in err and "missing" in err and "Traceback" not in err
-    args = parser.parse_args(["describe", str(tmp_path / "nojob")])
-    assert args.func(args) == 2 and "No training job found" in capsys.readouterr().err
+    assert main(["describe", str(tmp_path / "nojob")]) == 2 and "No training job found" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """The runtime's CLI commands: train, describe, serve, predict, transform (and quickstart).
 
-``add_commands(subparsers)`` registers them; each sets ``func`` (parsed args -> int exit code).
+``add_commands(subparsers)`` registers them; each sets ``handler`` (parsed args -> int exit code; cli.main maps errors).
 Errors meant for people (``SmlocalError``) are printed as one clear message, not a traceback.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from smlocal.errors import CustomerError, SmlocalError
+from smlocal.errors import CustomerError
 
 DEFAULT_OUTPUT = "smlocal-output"
 
@@ -53,25 +53,9 @@ def _display():
     return Display()
 
 
-def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except SmlocalError as exc:
-            print(f"smlocal: {exc.prefix}: {exc}", file=sys.stderr)
-            return exc.exit_code
-        except KeyboardInterrupt:
-            print("smlocal: interrupted", file=sys.stderr)
-            return 130
-    run.__name__ = handler.__name__
-    run.__doc__ = handler.__doc__
-    return run
-
-
 def _register(parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int]) -> None:
-    """smlocal's cli.py calls ``args.handler``; ``args.func`` is the same, for argparse habits."""
-    guarded = _guarded(handler)
-    parser.set_defaults(handler=guarded, func=guarded)
+    """smlocal's cli.py calls ``args.handler`` and maps errors to exit codes."""
+    parser.set_defaults(handler=handler)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -352,11 +336,3 @@ def add_commands(subparsers) -> None:
     from smlocal.runtime import quickstart
 
     quickstart.add_commands(subparsers, _register)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m smlocal.runtime``) with just the runtime's commands."""
-    parser = argparse.ArgumentParser(prog="smlocal")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)

@@ -90,6 +90,6 @@ def add_commands(subparsers, register=None) -> None:
     q.add_argument("--output", default="smlocal-output", help="where the job goes (default ./smlocal-output)")
     q.add_argument("--port", type=int, default=0, help="port for the endpoint (default: any free)")
     if register is None:
-        q.set_defaults(handler=run, func=run)
+        q.set_defaults(handler=run)
     else:
         register(q, run)
