@@ -10,7 +10,8 @@ import time
 import pytest
 
 from smlocal.errors import CustomerError
-from smlocal.runtime.packaging import collect_files, package_dirs, safe_extract
+from smlocal.archives import safe_extract
+from smlocal.runtime.packaging import collect_files, package_dirs
 
 
 def _tree(root, files):

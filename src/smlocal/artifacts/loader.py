@@ -13,6 +13,7 @@ from typing import Union
 from smlocal.artifacts.kmeans import KMeansModel, loads_kmeans
 from smlocal.artifacts.linear_learner import LinearLearnerModel, loads_linear_learner
 from smlocal.artifacts.mxnet_ndarray import LIST_MAGIC
+from smlocal.archives import check_member
 from smlocal.errors import ModelLoadError
 
 Model = Union[KMeansModel, LinearLearnerModel]
@@ -51,21 +52,12 @@ def load_model_bytes(data: bytes, source: str) -> Model:
     )
 
 
-def _check_member(tar_path: Path, member: tarfile.TarInfo) -> None:
-    path = PurePosixPath(member.name)
-    if path.is_absolute() or ".." in path.parts:
-        raise ModelLoadError(f"Refusing {tar_path}: member '{member.name}' points outside the model directory.")
-    if not (member.isfile() or member.isdir()):
-        kind = "a link" if (member.issym() or member.islnk()) else "not a regular file"
-        raise ModelLoadError(f"Refusing {tar_path}: member '{member.name}' is {kind}.")
-
-
 def _load_tarball(tar_path: Path) -> Model:
     try:
         with tarfile.open(tar_path, "r:*") as tar:
             members = tar.getmembers()
             for member in members:
-                _check_member(tar_path, member)
+                check_member(member, str(tar_path), ModelLoadError)
             files = {PurePosixPath(m.name).as_posix().removeprefix("./"): m for m in members if m.isfile()}
             chosen = _pick([n for n in files if "/" not in n])
             if chosen is None:

@@ -379,7 +379,7 @@ def inspect_file(path) -> FileReport:
     with open(path, "rb") as f:
         head = f.read(4096)
     if b"\0" in head or not any(ch in b"0123456789" for ch in head):
-        report.error = (f"neither RecordIO-protobuf (the first 4 bytes are not the magic 0xCED7230A) "
+        report.error = ("neither RecordIO-protobuf (the first 4 bytes are not the magic 0xCED7230A) "
                         "nor numeric CSV")
         return report
     report.format = "csv"

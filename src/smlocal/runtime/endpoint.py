@@ -1,6 +1,6 @@
 """Local endpoints: serve a model.tar.gz with the container's ``serve`` on a port of this machine.
 
-The archive is extracted safely into a fresh directory (``packaging.safe_extract``), ``serve`` runs as
+The archive is extracted safely into a fresh directory (``archives.safe_extract``), ``serve`` runs as
 a process or a container (host network, ``SAGEMAKER_BIND_TO_PORT``), and ``/ping`` is polled until it
 answers. When it does not come up, the error says why: the exit code and the server's last log lines.
 Each endpoint has its own port and directory, so several can run at once.
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from smlocal.archives import safe_extract
 from smlocal.errors import CustomerError
-from smlocal.runtime import packaging
 from smlocal.runtime.jobs import free_port
 from smlocal.runtime.progress import Display
 
@@ -110,7 +110,7 @@ class Endpoint:
             if self.model.is_dir():
                 shutil.copytree(self.model, model_dir)  # a model directory: served as it is
             else:
-                names = packaging.safe_extract(self.model, model_dir)
+                names = safe_extract(self.model, model_dir)
                 if not names:
                     raise CustomerError(f"Model archive {self.model} is empty: expected model_algo-1 inside.")
             self.run = self.backend.start_serving(self.root, self.port, self.env, self._on_line, name=self.name)

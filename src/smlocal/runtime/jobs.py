@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from smlocal.archives import safe_extract
 from smlocal.errors import CustomerError, SmlocalError, exit_code_for, failure_text
 from smlocal.runtime import packaging, sources
 from smlocal.runtime.jobspec import JobSpec
@@ -237,7 +238,7 @@ def unpack_source(spec: JobSpec) -> JobSpec:
     if not spec.source_dir or Path(spec.source_dir).is_dir():
         return spec
     target = spec.job_dir / "code"
-    packaging.safe_extract(Path(spec.source_dir), target)
+    safe_extract(Path(spec.source_dir), target)
     return spec.with_overrides(source_dir=str(target))
 
 

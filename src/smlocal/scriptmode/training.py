@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Mapping
 
+from smlocal.archives import safe_extract
 from smlocal.backend import nvidia_smi_count
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError, ExecuteUserScriptError
@@ -37,15 +38,6 @@ def requested_program(env: TrainingEnv, environ: Mapping[str, str] | None = None
     return str(decode_value(raw)) if raw is not None else None
 
 
-def _safe_members(archive: tarfile.TarFile, source: Path):
-    for member in archive.getmembers():
-        name = Path(member.name)
-        if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
-            raise CustomerError(f"sagemaker_submit_directory {source}: refusing unsafe archive member '{member.name}'"
-                                " (absolute path, '..', link or device).")
-        yield member
-
-
 def stage_code(env: TrainingEnv) -> Path:
     """Put the user's code into /opt/ml/code (from sagemaker_submit_directory when given and code is empty)."""
     code_dir = env.paths.code_dir
@@ -63,8 +55,7 @@ def stage_code(env: TrainingEnv) -> Path:
     if source.is_dir():
         shutil.copytree(source, code_dir, dirs_exist_ok=True)
     elif source.is_file() and tarfile.is_tarfile(source):
-        with tarfile.open(source) as archive:
-            archive.extractall(code_dir, members=list(_safe_members(archive, source)))
+        safe_extract(source, code_dir)
     else:
         raise CustomerError(f"sagemaker_submit_directory '{location}' is neither a directory nor a .tar.gz archive.")
     return code_dir
