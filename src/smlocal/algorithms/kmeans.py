@@ -19,10 +19,12 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from smlocal.algorithms.distributed import Cluster
 from smlocal.algorithms.hyperparameters import AUTO, Param, Schema
 from smlocal.algorithms.kmeans_streaming import (
     KMEANS_PP,
     RANDOM,
+    Reduction,
     StreamingKMeans,
     init_centers,
     reduce_centers,
@@ -279,15 +281,20 @@ def _math_threads() -> int:
     return max(1, cores - 1)
 
 
-def fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Reporter) -> FitResult:
-    """Stream ``epochs`` passes of ``channel`` through the streaming k-means, then shrink to k centers."""
+def fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Reporter,
+        cluster: Cluster | None = None) -> FitResult:
+    """Stream ``epochs`` passes of ``channel`` through the streaming k-means, then shrink to k centers.
+
+    With several hosts (``cluster``) each streams its own shard; their states are merged before the
+    shrink, which the first host runs and shares.
+    """
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     with threadpool_limits(limits=_math_threads(), user_api="blas"):
-        return _fit(cfg, channel, backend, reporter)
+        return _fit(cfg, channel, backend, reporter, cluster or Cluster())
 
 
-def _fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Reporter) -> FitResult:
+def _fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Reporter, cluster: Cluster) -> FitResult:
     log = reporter.log
     stats = _IterStats()
     t0 = time.time()
@@ -308,7 +315,7 @@ def _fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Repor
         if rows == 0:
             raise CustomerError("No training data found in channel 'train': it holds no records. "
                                 "Please provide a non-empty train dataset.")
-        if rows < cfg.k:
+        if rows < cfg.k and cluster.size == 1:  # several hosts: checked on the merged states
             raise CustomerError(
                 f"The value of k hyperparameter '{cfg.k}' is larger than the number of records in the train "
                 f"dataset '{rows}'. Please set k to at most the number of training records."
@@ -351,22 +358,51 @@ def _fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Repor
     # Finalize: shrink the K weighted centers into k by weighted local Lloyd, best of the trials.
     finalize_start = time.time()
     centers, counts = state.host_state()
-    log.info(f"shrinking {state.num_centers} centers into {cfg.k}")
-    reduction = reduce_centers(
-        centers, counts, cfg.k, init=cfg.local_lloyd_init_method, max_iter=cfg.local_lloyd_max_iter,
-        tol=cfg.local_lloyd_tol, trials=cfg.local_lloyd_num_trials, seed=SEED,
-        on_attempt=lambda i, msd: log.info(f"local kmeans attempt #{i}. Current mean square distance {msd:f}"),
-    )
+    within = state.within_ssd()
+    if cluster.size > 1:
+        centers, counts, within = _merge_states(cluster, centers, counts, within, state.rows, cfg.k, log)
+    log.info(f"shrinking {centers.shape[0]} centers into {cfg.k}")
+    if cluster.is_first:
+        reduction = reduce_centers(
+            centers, counts, cfg.k, init=cfg.local_lloyd_init_method, max_iter=cfg.local_lloyd_max_iter,
+            tol=cfg.local_lloyd_tol, trials=cfg.local_lloyd_num_trials, seed=SEED,
+            on_attempt=lambda i, msd: log.info(f"local kmeans attempt #{i}. Current mean square distance {msd:f}"),
+        )
+    else:  # the first host shrinks the merged states; the others receive its result below
+        reduction = Reduction(np.zeros((cfg.k, state.dim), dtype=np.float32), 0.0, [])
+    if cluster.size > 1:
+        shared = cluster.broadcast(np.vstack([reduction.centers, np.full((1, state.dim), reduction.msd)]))
+        reduction = Reduction(shared[:cfg.k].astype(np.float32), float(shared[cfg.k, 0]), reduction.attempts)
     log.info(f"finished shrinking process. Mean Square Distance = {reduction.msd:g}")
     shrink_ms = (time.time() - finalize_start) * 1000
     # Train msd without another pass over the data (Pipe mode cannot re-read): every streaming center
     # is the weighted mean of the points it took, so the cost of the final centers over that partition
     # is the points' scatter around their streaming center plus the shrink's weighted msd.
-    train_msd = state.within_ssd() / max(float(counts.sum()), 1e-300) + reduction.msd
+    train_msd = within / max(float(counts.sum()), 1e-300) + reduction.msd
     timers = {"initialize.time": init_ms, "update.time": update_s * 1000, "_shrink.time": shrink_ms,
               "finalize.time": (time.time() - finalize_start) * 1000}
     timers["epochs.time"] = epochs_ms
     return FitResult(reduction.centers, train_msd, records, timers)
+
+
+def _merge_states(cluster: Cluster, centers: np.ndarray, counts: np.ndarray, within: float, rows: int, k: int,
+                  log: logging.Logger) -> tuple[np.ndarray, np.ndarray, float]:
+    """Every host's weighted centers and counts, in host order (the states are mergeable: the union of
+    weighted centers summarises the union of the shards), and the summed within-center scatter."""
+    sizes = cluster.allgather(np.array([centers.shape[0]], dtype=np.int64)).ravel()
+    state = np.zeros((int(sizes.max()), centers.shape[1] + 1))  # [center | count], padded to the largest K
+    state[:centers.shape[0], :-1] = centers
+    state[:centers.shape[0], -1] = counts
+    gathered = cluster.allgather(state)
+    merged = np.concatenate([gathered[h, :sizes[h]] for h in range(cluster.size)])
+    within_total, total_rows = cluster.allreduce_sum(np.array([within, rows], dtype=np.float64))
+    log.info(f"collected the streaming states of {cluster.size} hosts from the kv store: {merged.shape[0]} "
+             f"centers summarising {int(total_rows)} records")
+    if total_rows < k:
+        raise CustomerError(
+            f"The value of k hyperparameter '{k}' is larger than the number of records in the train dataset "
+            f"'{int(total_rows)}' (all hosts together). Please set k to at most the number of training records.")
+    return merged[:, :-1], merged[:, -1], float(within_total)
 
 
 def _chain(head: list, rest: Iterable, stats: _IterStats) -> Iterator:
@@ -389,8 +425,11 @@ def _consume(state: StreamingKMeans, stream: Iterable, cfg: KMeansConfig, backen
 
 
 def evaluate(centers: np.ndarray, channel: Any, cfg: KMeansConfig, backend: ArrayBackend,
-             reporter: Reporter) -> dict[str, float]:
-    """msd / ssd of the ``test`` channel against the final centers, streamed batch by batch."""
+             reporter: Reporter, cluster: Cluster | None = None, sharded: bool = False) -> dict[str, float]:
+    """msd / ssd of the ``test`` channel against the final centers, streamed batch by batch.
+
+    A ``sharded`` test channel on several hosts is summed over the hosts; a replicated one is whole on each.
+    """
     stats = _IterStats()
     start = time.time()
     ssd, rows = 0.0, 0
@@ -402,6 +441,8 @@ def evaluate(centers: np.ndarray, channel: Any, cfg: KMeansConfig, backend: Arra
             stats.add(features.shape[0])
             ssd += float(squared_distances(backend, to_backend(backend, features, cfg.force_dense), centers).sum())
             rows += features.shape[0]
+    if cluster is not None and cluster.size > 1 and sharded:
+        ssd, rows = (float(v) for v in cluster.allreduce_sum(np.array([ssd, rows], dtype=np.float64)))
     if rows == 0:
         raise CustomerError("No test data found in channel 'test': it holds no records. "
                             "Please provide a non-empty test dataset or remove the test channel.")
@@ -426,6 +467,12 @@ def train(env: TrainingEnv) -> None:
     level = getattr(logging, cfg.log_level.upper(), None)
     if isinstance(level, int):
         log.setLevel(level)
+    with Cluster.from_env(env) as cluster:  # several hosts: the KVStore; a failure here ends every host
+        _train(env, cfg, cluster, reporter, start)
+
+
+def _train(env: TrainingEnv, cfg: KMeansConfig, cluster: Cluster, reporter: Reporter, start: float) -> None:
+    log = reporter.log
     log.info("Process 1 is a worker.")
     log.info("Using default worker.")
     if "train" not in env.channels:
@@ -437,25 +484,26 @@ def train(env: TrainingEnv) -> None:
     config = env.channels["train"]
     log.info(f"Loaded iterator creator {config.content_type} for content type "
              f"('{config.content_type}', '1.0')")
-    log.info("Create Store: local")
+    log.info(f"Create Store: {cluster.store_type}")
     backend = select_backend(cfg.num_gpus)
     log.info(f"nvidia-smi identified {nvidia_smi_count()} GPUs.")
     log.info(f"Number of GPUs being used: {backend.num_gpus}")
     setup_end = time.time()
 
-    result = fit(cfg, train_channel, backend, reporter)
+    result = fit(cfg, train_channel, backend, reporter, cluster)
     reporter.quality("train", "msd", result.train_msd)
 
     if test_channel is None:
         log.info("Test data is not provided.")
     else:
-        scores = evaluate(result.centers, test_channel, cfg, backend, reporter)
+        scores = evaluate(result.centers, test_channel, cfg, backend, reporter, cluster,
+                          sharded=env.channels["test"].distribution == "ShardedByS3Key")
         for name in cfg.eval_metrics:
             reporter.score("test", name, scores[name])
             reporter.quality("test", name, scores[name])
 
     serialize_start = time.time()
-    if env.resources.current_host == env.resources.hosts[0]:
+    if cluster.is_first:  # one model for the job: model_algo-1
         write_model(env, result.centers)
     timers = dict(result.timers)
     epochs_ms = timers.pop("epochs.time")

@@ -6,6 +6,10 @@ The job (spec §2.3): read the hyperparameters (``SCHEMA``), compute the scaler 
 channel (or on the training pass), stop early, calibrate the chosen binary model's threshold, report the
 final validation and test metrics, and write ``model/model_<host>`` with the scaler folded into the
 weights. The math lives in the ``ll_*`` modules; this one wires them to the channels, the log and files.
+
+Several hosts (resourceconfig.json) train data-parallel over the KVStore (``distributed``): merged
+scaler statistics, one synchronised step of all models per mini-batch, per-epoch statistics summed
+over the hosts (``ll_sync``); only the first host writes the model.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from smlocal.algorithms import ll_config
+from smlocal.algorithms.distributed import Cluster
 from smlocal.algorithms.ll_checkpoint import fingerprint, load_state, save_state, state_path
 from smlocal.algorithms.ll_config import BINARY, MULTICLASS, REGRESSOR, SCHEMA, LLConfig, parsed_values, resolve
 from smlocal.algorithms.ll_data import (BatchSource, Preparer, check_labels, default_cache_budget,
@@ -30,6 +35,7 @@ from smlocal.algorithms.ll_optim import ParallelOptimizer
 from smlocal.algorithms.ll_scaler import describe
 from smlocal.algorithms.ll_selection import EarlyStopping, criterion_for, tune_threshold
 from smlocal.algorithms.ll_state import Best, State, from_checkpoint, start_state, to_checkpoint
+from smlocal.algorithms.ll_sync import GradientSync, merge_stats
 from smlocal.algorithms.reporting import Reporter
 from smlocal.backend import ArrayBackend, nvidia_smi_count, select_backend
 from smlocal.environment import TrainingEnv
@@ -42,7 +48,13 @@ CHANNELS = ("train", "validation", "test")
 
 
 def train(env: TrainingEnv) -> None:
-    _Job(env).run()
+    job = _Job(env)
+    try:
+        job.run()
+    except BaseException as exc:
+        job.cluster.abort(exc)  # several hosts: report, tell the others, exit; one host: the entry point reports
+        raise
+    job.cluster.close()
 
 
 class _Job:
@@ -52,6 +64,7 @@ class _Job:
         self.log = self.reporter.log
         self.host = env.resources.current_host
         self.started = time.time()
+        self.cluster = Cluster((self.host,), self.host)  # the job's hosts once configured
 
     # ------------------------------------------------------------------ setup
     def _configure(self) -> LLConfig:
@@ -67,7 +80,7 @@ class _Job:
         return cfg
 
     def _backend(self) -> ArrayBackend:
-        self.log.info("Create Store: local")
+        self.log.info(f"Create Store: {self.cluster.store_type}")
         self.log.info(f"nvidia-smi identified {nvidia_smi_count()} GPUs.")
         backend = select_backend(self.cfg.num_gpus)
         self.log.info(f"Number of GPUs being used: {backend.num_gpus}")
@@ -89,23 +102,37 @@ class _Job:
 
     def _start(self) -> tuple[State, Iterable | None]:
         """Resume from /opt/ml/checkpoints, or read the scaler sample and start afresh."""
+        resumed = None
         if self.checkpoints:
             saved = load_state(self.ckpt_dir)
             if saved is not None and saved[0].get("fingerprint") == self.job_id:
-                state = from_checkpoint(*saved)
-                self.log.info(f"Loaded checkpoint from \"{state_path(self.ckpt_dir)}\": {state.epochs_done} epoch(s) "
-                              f"already trained; resuming at epoch {state.epochs_done}.")
-                return state, None
-            if saved is not None:
+                resumed = from_checkpoint(*saved)
+            elif saved is not None:
                 self.log.info(f"Ignoring the checkpoint in {self.ckpt_dir}: it was saved for other hyperparameters.")
         else:
             self.log.info("Checkpoint loading and saving are disabled.")
+        if self.cluster.size > 1:  # every host resumes the same epoch, or every host starts afresh
+            done = self.cluster.allgather(np.array([resumed.epochs_done if resumed is not None else -1])).ravel()
+            if len(set(done.tolist())) > 1:
+                if resumed is not None:
+                    self.log.info("Not every host holds a checkpoint of the same epoch: starting afresh.")
+                resumed = None
+        if resumed is not None:
+            self.log.info(f"Loaded checkpoint from \"{state_path(self.ckpt_dir)}\": {resumed.epochs_done} epoch(s) "
+                          f"already trained; resuming at epoch {resumed.epochs_done}.")
+            return resumed, None
         cfg = self.cfg
         raw = self.sources["train"].raw_pass()
         head = peek_rows(raw, cfg.num_point_for_scaler)
         if not head:
             raise CustomerError("No training data found in channel 'train'. Provide at least one labeled record.")
         d = int(head[0].features.shape[1])
+        if self.cluster.size > 1:
+            dims = self.cluster.allgather(np.array([d])).ravel()
+            if len(set(dims.tolist())) > 1:
+                found = ", ".join(f"{h}: {int(n)}" for h, n in zip(self.cluster.hosts, dims, strict=True))
+                raise CustomerError(f"The train data of the hosts have different numbers of features ({found}). "
+                                    "Give every file of the train channel the same features.")
         shown = cfg.feature_dim if cfg.feature_dim != "auto" else d
         for batch in head:
             if batch.features.shape[1] != d or (cfg.feature_dim != "auto" and d != cfg.feature_dim):
@@ -113,7 +140,8 @@ class _Job:
         labels = np.concatenate([check_labels(b.labels, cfg.predictor_type, cfg.num_classes, "train")
                                  for b in head])
         started = time.time()
-        state = start_state(cfg, [b.features for b in head], labels)
+        state = start_state(cfg, [b.features for b in head], labels,
+                            allreduce=self.cluster.allreduce_sum if self.cluster.size > 1 else None)
         rows = min(len(labels), cfg.num_point_for_scaler)
         self.reporter.metrics({"Total Records Seen": rows, "Total Batches Seen": len(head),
                                "Max Records Seen Between Resets": rows, "Reset Count": 1}, started,
@@ -132,14 +160,17 @@ class _Job:
                                       beta_2=cfg.beta_2)
         if state.opt_arrays is not None:
             optimizer.load_state(state.t, state.opt_arrays)
+        sync = GradientSync(self.cluster, xp, state.P.shape) if self.cluster.size > 1 else None
         return ParallelLinear(xp, xp.asarray(state.P.astype(np.float32)), cfg.num_models, cfg.outputs,
                               self.train_loss, optimizer,
                               pos_weight=state.spread.pos_weight if cfg.predictor_type == BINARY else None,
-                              shift=state.scaler.mean / state.scaler.std)
+                              shift=state.scaler.mean / state.scaler.std, sync=sync)
 
     # ------------------------------------------------------------------ run
     def run(self) -> None:
         cfg = self.cfg = self._configure()
+        self.cluster = Cluster.from_env(self.env)
+        self.log.info("Process 1 is a worker.")
         backend = self._backend()
         self.sources = self._sources()
         self.ckpt_dir = self.env.paths.checkpoint_dir
@@ -183,17 +214,24 @@ class _Job:
             for batch in train.prepared_pass(first_raw):
                 Sv, L = model.train_step(batch)
                 train_stats.add(Sv, batch.y, L)
+            while model.sync is not None and model.idle_step():
+                pass  # this host's shard is done: step with the hosts that still have rows
             first_raw = None
             train_time = time.time() - ep_start
+            local_rows = train_stats.rows
             val_stats = None
             if validation is not None:
                 val_stats = EpochStats(model.xp, model.M, self.criterion, self.factor, binary=binary)
                 for batch in validation.prepared_pass():
                     Sv, L = model.evaluate(batch)
                     val_stats.add(Sv, batch.y, L)
+            if self.cluster.size > 1:  # rank, select and stop on every host's numbers, alike everywhere
+                for stats in (train_stats, val_stats):
+                    if stats is not None:
+                        merge_stats(stats, self.cluster)
             self._end_epoch(epoch, ep_start, model, train_stats, val_stats)
             self.reporter.progress(100.0 * (epoch + 1) / cfg.epochs)
-            self.reporter.throughput(round(train_stats.rows / max(train_time, 1e-9), 2))
+            self.reporter.throughput(round(local_rows / max(train_time, 1e-9), 2))
             state.epochs_done = epoch + 1
             state.stopped = self.early.should_stop
             if self.checkpoints:
@@ -263,8 +301,15 @@ class _Job:
                     break
         finally:
             batches.close()
-        served = _link(np.concatenate(scores), self.cfg, self.state.scaler)
-        return served, np.concatenate(labels), loss_sum / max(rows, 1)
+        raw = np.concatenate(scores) if scores else np.zeros((0, self.cfg.outputs))
+        y = np.concatenate(labels) if labels else np.zeros(0, dtype=np.float32)
+        if self.cluster.size > 1 and self.env.channels[source.name].distribution == "ShardedByS3Key":
+            raw, y = self.cluster.gather_rows(raw), self.cluster.gather_rows(y)  # every host's shard, host order
+            loss_sum, rows = (float(v) for v in self.cluster.allreduce_sum(np.array([loss_sum, rows], np.float64)))
+            if limit is not None:
+                raw, y = raw[:limit], y[:limit]
+        served = _link(raw, self.cfg, self.state.scaler)
+        return served, y, loss_sum / max(rows, 1)
 
     def _final_metrics(self, scores, labels, mean_loss: float, threshold: float):
         cfg, objective = self.cfg, (self.objective, mean_loss * self.factor)
@@ -315,9 +360,10 @@ class _Job:
             predictor_type=cfg.predictor_type, threshold=threshold, loss_type=cfg.loss,
             metrics_params=metrics_params(cfg, threshold, float(state.spread.pos_weight[best.model]),
                                           state.class_weights))
-        path = atomic_write_bytes(self.env.model_file, dumps_linear_learner(artifact))
+        if self.cluster.is_first:  # one model for the job: model_algo-1
+            path = atomic_write_bytes(self.env.model_file, dumps_linear_learner(artifact))
+            self.log.info(f"Saved model to \"{path}\"")
         now = time.time()
-        self.log.info(f"Saved model to \"{path}\"")
         self.reporter.metrics({"finalize.time": (ser_start - fin_start) * 1000.0,
                                "model.serialize.time": (now - ser_start) * 1000.0,
                                "totaltime": (now - self.started) * 1000.0}, fin_start, now)

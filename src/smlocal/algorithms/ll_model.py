@@ -14,7 +14,7 @@ sparsity, so when the scaler shifts them the shift ``mean / std`` is applied alg
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -60,8 +60,9 @@ def initial_parameters(d: int, K: int, *, method: str, scale: float, sigma: floa
 class ParallelLinear:
     def __init__(self, xp: Any, P: Any, num_models: int, outputs: int, loss: Loss,
                  optimizer: ParallelOptimizer | None = None, pos_weight: np.ndarray | None = None,
-                 shift: np.ndarray | None = None):
+                 shift: np.ndarray | None = None, sync: Callable[..., bool] | None = None):
         self.xp, self.P, self.M, self.C, self.loss, self.opt = xp, P, num_models, outputs, loss, optimizer
+        self.sync = sync  # several hosts: (g, rows, active) -> g made the global mean (ll_sync.GradientSync)
         self.d = int(P.shape[0]) - 1
         self.K = num_models * outputs
         if P.shape[1] != self.K:
@@ -116,8 +117,20 @@ class ParallelLinear:
         g[-1] = G2.sum(axis=0)
         if b.sparse and self.shift is not None:
             g[:-1] -= self.shift[:, None] * g[-1][None, :]
+        if self.sync is not None:
+            self.sync(g, n)
         self.opt.step(self.P, g)
         return Sv, L
+
+    def idle_step(self) -> bool:
+        """Several hosts, this one out of rows for the epoch: take the other hosts' step with an empty
+        contribution, so the models stay identical. False (no step) once every host is out of rows."""
+        g = self._g
+        g[...] = 0
+        if not self.sync(g, 0, active=False):
+            return False
+        self.opt.step(self.P, g)
+        return True
 
     # ---- extraction ----
     def model_block(self, m: int) -> np.ndarray:

@@ -12,7 +12,7 @@ A feature whose std is 0 (constant in the sample) is only shifted, never divided
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,20 +71,50 @@ def _moments(X) -> tuple[np.ndarray, np.ndarray]:
     return X.mean(axis=0), X.std(axis=0)
 
 
+def _merged_moments(X, allreduce: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std of the rows of every host (``allreduce`` sums an array over the hosts).
+
+    Two passes (sums, then squared deviations from the global mean), the same for dense and CSR rows, so
+    every host sends arrays of the same shapes whatever its sample looks like.
+    """
+    sparse = sp.issparse(X)
+    X = X.tocsr().astype(np.float64) if sparse else np.asarray(X, dtype=np.float64)
+    col_sums = np.asarray(X.sum(axis=0)).ravel()
+    total = allreduce(np.concatenate([[X.shape[0]], col_sums]))
+    n = max(total[0], 1.0)
+    mean = total[1:] / n
+    if sparse:  # sum (x - m)^2 = sum x^2 - 2 m sum x + rows m^2, without densifying
+        local = np.asarray(X.multiply(X).sum(axis=0)).ravel() - 2 * mean * col_sums + X.shape[0] * mean * mean
+    else:
+        local = ((X - mean) ** 2).sum(axis=0)
+    var = np.maximum(allreduce(local) / n, 0.0)
+    if sparse:
+        var[var <= 1e-12 * np.maximum(mean * mean, 1e-300)] = 0.0  # cancellation noise of a constant column
+    return mean, np.sqrt(var)
+
+
 def fit_scaler(features: Sequence, labels: np.ndarray | None, *, normalize_data: bool, unbias_data: bool,
-               normalize_label: bool, unbias_label: bool) -> Scaler:
-    """Compute the scaler from sample rows (a list of dense arrays or CSR blocks, same width)."""
+               normalize_label: bool, unbias_label: bool,
+               allreduce: Callable[[np.ndarray], np.ndarray] | None = None) -> Scaler:
+    """Compute the scaler from sample rows (a list of dense arrays or CSR blocks, same width).
+
+    ``allreduce`` (several hosts): the statistics are those of every host's sample rows together.
+    """
     X = sp.vstack(features, format="csr") if any(sp.issparse(f) for f in features) else np.vstack(features)
-    mean, std = _moments(X)
+    mean, std = _moments(X) if allreduce is None else _merged_moments(X, allreduce)
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     scaler = Scaler(mean=mean if unbias_data else np.zeros_like(mean),
                     std=std if normalize_data else np.ones_like(std))
     if labels is not None and (normalize_label or unbias_label):
         y = np.asarray(labels, dtype=np.float64)
+        if allreduce is not None:
+            y_mean, y_std = (float(v[0]) for v in _merged_moments(y.reshape(-1, 1), allreduce))
+        else:
+            y_mean, y_std = float(y.mean()), float(y.std())
         if unbias_label:
-            scaler.label_mean = float(y.mean())
+            scaler.label_mean = y_mean
         if normalize_label:
-            s = float(y.std())
+            s = y_std
             scaler.label_std = s if np.isfinite(s) and s > 0 else 1.0
     return scaler
 

@@ -8,7 +8,7 @@ and ``balance_multiclass_weights``, the per-model hyperparameters and the initia
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,24 +49,37 @@ class State:
         return int(self.P.shape[0]) - 1
 
 
-def start_state(cfg: LLConfig, features: Sequence[Any], labels: np.ndarray) -> State:
-    """The initial state from the scaler sample (feature blocks, dense or CSR, and their checked labels)."""
+def start_state(cfg: LLConfig, features: Sequence[Any], labels: np.ndarray,
+                allreduce: Callable[[np.ndarray], np.ndarray] | None = None) -> State:
+    """The initial state from the scaler sample (feature blocks, dense or CSR, and their checked labels).
+
+    ``allreduce`` (several hosts; sums an array over them): the scaler and the class balance come from
+    every host's sample together, so every host starts from the same state.
+    """
     sparse = any(sp.issparse(f) for f in features)
     X = sp.vstack(features, format="csr") if sparse else np.vstack([np.asarray(f) for f in features])
     X, y = X[:cfg.num_point_for_scaler], np.asarray(labels)[:cfg.num_point_for_scaler]
+    if allreduce is not None:  # sparse on any host: decided alike everywhere
+        sparse = bool(allreduce(np.array([float(sparse)]))[0] > 0)
     # auto: features are shifted only when that keeps them dense and there is a bias to absorb the shift
     unbias_data = cfg.unbias_data if cfg.unbias_data != "auto" else (cfg.use_bias and not sparse)
     scaler = fit_scaler([X], y, normalize_data=cfg.normalize_data, unbias_data=bool(unbias_data),
-                        normalize_label=cfg.normalize_label, unbias_label=cfg.unbias_label)
+                        normalize_label=cfg.normalize_label, unbias_label=cfg.unbias_label, allreduce=allreduce)
     notes = []
     ratio = 1.0
     if cfg.predictor_type == BINARY:
-        positives = float(y.sum())
-        ratio = (len(y) - positives) / positives if 0 < positives < len(y) else 1.0
+        positives, rows = float(y.sum()), float(len(y))
+        if allreduce is not None:
+            positives, rows = (float(v) for v in allreduce(np.array([positives, rows])))
+        ratio = (rows - positives) / positives if 0 < positives < rows else 1.0
     class_weights = None
     if cfg.predictor_type == MULTICLASS and cfg.balance_multiclass_weights:
         counts = np.bincount(y.astype(np.int64), minlength=cfg.num_classes).astype(np.float64)
-        class_weights = len(y) / (cfg.num_classes * np.maximum(counts, 1.0))
+        rows = len(y)
+        if allreduce is not None:
+            counts = allreduce(counts)
+            rows = float(counts.sum())
+        class_weights = rows / (cfg.num_classes * np.maximum(counts, 1.0))
         notes.append(f"Class weights: {class_weights.tolist()}")
     P = initial_parameters(X.shape[1], cfg.num_models * cfg.outputs, method=cfg.init_method, scale=cfg.init_scale,
                            sigma=cfg.init_sigma, bias=cfg.init_bias, use_bias=cfg.use_bias)

@@ -7,10 +7,12 @@ MaxRuntimeInSeconds and Ctrl-C stop every host: SIGTERM, then SIGKILL after the 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -31,6 +33,7 @@ RECORD_NAME = "training-job.json"
 FAILURE_REASON_CHARS = 1024
 STOP_GRACE_S = 120.0
 POLL_S = 0.2
+PEER_SETTLE_S = 5.0  # after one host of a multi-host job fails, the others may notice and report it first
 
 
 @dataclass
@@ -61,6 +64,24 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_pair(attempts: int = 50) -> int:
+    """A free loopback port p with p + 1 free too: the KVStore scheduler's and the host monitor's ports
+    of a multi-host job (ps-lite's other nodes take OS-assigned ports, so concurrent jobs never clash)."""
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            if port >= 65535:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+    return free_port()
 
 
 def _now() -> str:
@@ -189,25 +210,51 @@ def _failure_reason(plan: TrainingPlan, outcome: _Outcome) -> str | None:
     if hp.failure_file.is_file():
         text = hp.failure_file.read_text(encoding="utf-8", errors="replace")
         return text[:FAILURE_REASON_CHARS]
-    return (f"AlgorithmError: {host} exited with code {outcome.exit_codes.get(host)} without writing "
+    code = outcome.exit_codes.get(host)
+    how = f"exited with code {code}"
+    if isinstance(code, int) and (code < 0 or code > 128):  # a signal: Popen's -N, or a container's 128 + N
+        with contextlib.suppress(ValueError):
+            how = f"was killed by {signal.Signals(-code if code < 0 else code - 128).name} (exit code {code})"
+    return (f"AlgorithmError: {host} {how} without writing "
             f"output/failure. See the log {plan.logs_dir / (host + '.log')}.")[:FAILURE_REASON_CHARS]
+
+
+def _root_cause(plan: TrainingPlan, hosts: list[str]) -> str:
+    """Of the hosts found failed in one poll, the one that failed first: a host that wrote no output/failure
+    (killed, crashed) caused the others' failures; otherwise the oldest failure file."""
+    def when(host: str) -> tuple[int, int]:
+        failure = next(h for h in plan.hosts if h.host == host).failure_file
+        try:
+            return (1, failure.stat().st_mtime_ns)
+        except OSError:
+            return (0, 0)
+    return min(hosts, key=when)
 
 
 def _monitor(plan: TrainingPlan, runs: dict, pipes: PipeSet, grace: float, display: Display,
              deadline: float | None) -> _Outcome:
     outcome = _Outcome()
+    settle_until = None
     try:
         while True:
+            failed_now = []
             for host, run in runs.items():
                 code = run.poll()
                 if code is not None and host not in outcome.exit_codes:
                     outcome.exit_codes[host] = code
                     stopping = outcome.stopped is not None or outcome.feeder_error is not None
-                    if code != 0 and outcome.first_failed is None and not stopping:
-                        outcome.first_failed = host
+                    if code != 0 and not stopping:
+                        failed_now.append(host)
+            if failed_now and outcome.first_failed is None:
+                outcome.first_failed = _root_cause(plan, failed_now)
             if len(outcome.exit_codes) == len(runs):
                 break
             if outcome.first_failed is not None:  # one host failed: the job fails, stop the others
+                if settle_until is None:  # multi-host: the others notice (cluster monitor) and report why
+                    settle_until = time.monotonic() + (PEER_SETTLE_S if len(runs) > 1 else 0.0)
+                if time.monotonic() < settle_until:
+                    time.sleep(POLL_S)
+                    continue
                 display.message(f"{outcome.first_failed} failed: stopping the other hosts")
                 _stop_all(runs, grace, display)
                 continue
@@ -261,7 +308,7 @@ def run_training(spec: JobSpec, backend, display: Display | None = None, stop_gr
     sources.check_output(spec, s3_client)
     objects, is_dir = sources.resolve_channels(spec, s3_client, display)
     spec = unpack_source(spec)
-    ps_port = free_port() if spec.instance_count > 1 else None
+    ps_port = free_port_pair() if spec.instance_count > 1 else None
     plan = plan_training(spec, spec.job_dir, objects, ps_port=ps_port, source_is_dir=is_dir)
     record = _base_record(spec, plan, backend.name)
     for note in spec.notes:

@@ -190,6 +190,8 @@ def host_environment(spec: JobSpec, host: str, ps_port: int | None = None) -> di
         # hosts share this machine's network: the parameter server lives on loopback, not at "algo-1"
         env["DMLC_PS_ROOT_URI"] = "127.0.0.1"
         env["DMLC_PS_ROOT_PORT"] = str(ps_port)
+        # the first host's liveness monitor (algorithms/distributed.py); jobs.free_port_pair keeps both free
+        env["SMLOCAL_KV_MONITOR_PORT"] = str(ps_port + 1)
     env.update(spec.environment)  # the job's own Environment wins
     return env
 
