@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import signal
 import socket
+import threading
 import time
 
 import json
@@ -112,3 +114,61 @@ class Server:
                              headers={"Content-Type": serializer.CONTENT_TYPE, "Accept": accept})
         assert resp.status_code == 200, resp.text
         return deserializer.deserialize(io.BytesIO(resp.content), resp.headers["Content-Type"])
+
+
+class FifoFeeder:
+    """SageMaker's Pipe mode for tests: FIFOs ``<channel>_<n>`` in ``data_dir``, each filled from a thread.
+
+    ``feeds``: channel -> a list of payloads (one FIFO each), or one payload served again for every pass the
+    algorithm opens (up to ``passes``). Opening polls with O_NONBLOCK so a job that stops reading never hangs
+    the test; FIFOs are mode 0666 so a container running as another user can read them.
+    """
+
+    def __init__(self, data_dir: Path, feeds: dict, passes: int = 30):
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.served: dict[str, int] = {name: 0 for name in feeds}
+        self.threads = []
+        for name, payloads in feeds.items():
+            payloads = payloads if isinstance(payloads, list) else [payloads] * passes
+            thread = threading.Thread(target=self._feed, args=(Path(data_dir), name, payloads), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _feed(self, data_dir: Path, name: str, payloads: list) -> None:
+        try:
+            for n, payload in enumerate(payloads):
+                path = data_dir / f"{name}_{n}"
+                os.mkfifo(path)
+                os.chmod(path, 0o666)
+                fd = self._open(path)
+                if fd is None:
+                    return
+                os.set_blocking(fd, True)
+                try:
+                    view = memoryview(payload)
+                    while view:
+                        view = view[os.write(fd, view[:1 << 16]):]
+                except BrokenPipeError:  # the reader closed early: allowed by the protocol
+                    pass
+                finally:
+                    os.close(fd)
+                self.served[name] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by close()
+            self.errors.append(exc)
+
+    def _open(self, path: Path) -> int | None:
+        while not self.stop.is_set():
+            try:
+                return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise
+                time.sleep(0.01)
+        return None
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        assert not self.errors, self.errors

@@ -9,11 +9,9 @@ instead of building ``smlocal:test``.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import socket
 import stat
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,56 +145,6 @@ def serve_image(client, image: str, model_dir: Path, *, env: dict | None = None,
             container.stop(timeout=20)  # SIGTERM, SIGKILL after 20 s
             server.stopped_exit_code = int(container.wait(timeout=30)["StatusCode"])
         container.remove(force=True)
-
-
-class PipeFeeder(threading.Thread):
-    """What SageMaker does for a Pipe-mode channel: FIFO ``<channel>_<epoch>`` carrying the channel's bytes,
-    the next epoch's FIFO made once the previous one is drained. Stops when ``stop()`` is called (the
-    container exited), so epochs the algorithm never opens do not hang the test."""
-
-    def __init__(self, data_dir: Path, channel: str, payload: bytes, max_epochs: int = 20):
-        super().__init__(daemon=True, name=f"pipe-{channel}")
-        self.data_dir, self.channel, self.payload, self.max_epochs = data_dir, channel, payload, max_epochs
-        self.epochs_fed = 0
-        self.error: BaseException | None = None
-        self._stop_event = threading.Event()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=30)
-
-    def _open_when_read(self, path: Path) -> int | None:
-        while not self._stop_event.is_set():
-            try:  # O_NONBLOCK: ENXIO until a reader has the FIFO open
-                return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:
-                    raise
-            time.sleep(0.05)
-        return None
-
-    def run(self) -> None:
-        try:
-            for epoch in range(self.max_epochs):
-                path = self.data_dir / f"{self.channel}_{epoch}"
-                os.mkfifo(path, 0o666)
-                os.chmod(path, 0o666)
-                fd = self._open_when_read(path)
-                if fd is None:
-                    return
-                os.set_blocking(fd, True)
-                try:
-                    view = memoryview(self.payload)
-                    while view:
-                        written = os.write(fd, view[: 1 << 16])
-                        view = view[written:]
-                except BrokenPipeError:  # the reader closed early: allowed by the protocol
-                    pass
-                finally:
-                    os.close(fd)
-                self.epochs_fed += 1
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
-            self.error = exc
 
 
 def is_fifo(path: Path) -> bool:

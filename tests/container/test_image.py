@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import requests
 
-from tests.container.conftest import PipeFeeder, run_image, serve_image
-from tests.helpers import REPO, write_config
+from tests.container.conftest import run_image, serve_image
+from tests.helpers import REPO, FifoFeeder, write_config
 
 pytestmark = pytest.mark.container
 MB = 1_000_000  # decimal megabytes, as `docker images` reports them
@@ -204,16 +204,14 @@ def test_train_pipe_mode(docker_client, smlocal_image, opt_ml, tmp_path, algorit
         hps = {"predictor_type": "binary_classifier", "feature_dim": 5, "mini_batch_size": 50, "epochs": 3}
         content_type, payload = "text/csv", csv_bytes(X, y)
     write_config(opt_ml, hps, {"train": channel(content_type, mode="Pipe")})
-    feeder = PipeFeeder(opt_ml / "input" / "data", "train", payload)
-    feeder.start()
+    feeder = FifoFeeder(opt_ml / "input" / "data", {"train": payload}, passes=20)
     try:
         result = run_image(docker_client, smlocal_image, "train", base=opt_ml, network="none",
                            env={"SMLOCAL_ALGORITHM": algorithm})
     finally:
-        feeder.stop()
-    assert feeder.error is None, feeder.error
+        feeder.close()
     assert result.exit_code == 0, result.logs[-4000:]
-    assert feeder.epochs_fed >= (2 if algorithm == "kmeans" else 1), feeder.epochs_fed
+    assert feeder.served["train"] >= (2 if algorithm == "kmeans" else 1), feeder.served
     if algorithm == "kmeans":
         assert_found_truth(kmeans_centers(result.model_file(), tmp_path))
     else:

@@ -5,13 +5,9 @@ writers or as CSV; Pipe mode uses real FIFOs fed from writer threads.
 """
 from __future__ import annotations
 
-import errno
 import io
 import json
-import os
 import re
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 from smlocal.artifacts.mxnet_ndarray import load_ndarrays
-from tests.helpers import run_container, write_config
+from tests.helpers import FifoFeeder, run_container, write_config
 
 RECORDIO = "application/x-recordio-protobuf"
 TEST_MSD = re.compile(r"#quality_metric: host=\S+, test msd <loss>=(\S+)")
@@ -64,58 +60,6 @@ def put_files(base: Path, name: str, *parts: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(parts):
         (folder / f"part-{i}").write_bytes(data)
-
-
-class FifoFeeder:
-    """Creates ``<channel>_<epoch>`` FIFOs and writes each one's bytes from a thread, as SageMaker does.
-
-    Opening uses O_NONBLOCK in a polling loop so a job that fails before reading never hangs the test.
-    """
-
-    def __init__(self, base: Path, feeds: dict[str, list[bytes]]):
-        self.threads = []
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
-        for name, epochs in feeds.items():
-            t = threading.Thread(target=self._feed, args=(base / "input" / "data", name, epochs), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _feed(self, data_dir: Path, name: str, epochs: list[bytes]) -> None:
-        try:
-            for epoch, payload in enumerate(epochs):
-                path = data_dir / f"{name}_{epoch}"
-                os.mkfifo(path)
-                fd = self._open(path)
-                if fd is None:
-                    return
-                os.set_blocking(fd, True)
-                try:
-                    view = memoryview(payload)
-                    while view:
-                        view = view[os.write(fd, view[:1 << 16]):]
-                except BrokenPipeError:
-                    pass
-                finally:
-                    os.close(fd)
-        except BaseException as exc:  # noqa: BLE001 - reported by close()
-            self.errors.append(exc)
-
-    def _open(self, path: Path) -> int | None:
-        while not self.stop.is_set():
-            try:
-                return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
-                    raise
-                time.sleep(0.01)
-        return None
-
-    def close(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=10)
-        assert not self.errors, self.errors
 
 
 def train(base: Path, hps: dict, channels: dict, env: dict | None = None):
@@ -214,7 +158,7 @@ def test_pipe_mode_recordio_two_epochs_with_test_channel(base):
     data = recordio_dense(X)
     write_config(base, {"k": 4, "feature_dim": 4, "epochs": 2, "mini_batch_size": 500},
                  {"train": channel(mode="Pipe"), "test": channel(mode="Pipe")})
-    feeder = FifoFeeder(base, {"train": [data, data], "test": [recordio_dense(T)]})
+    feeder = FifoFeeder(base / "input" / "data", {"train": [data, data], "test": [recordio_dense(T)]})
     try:
         result = run_container("train", base, env={"SMLOCAL_PIPE_WAIT_SECONDS": "20"}, timeout=120)
     finally:
@@ -234,7 +178,7 @@ def test_pipe_mode_csv(base):
     X = blobs(2000, seed=6)
     write_config(base, {"k": 4, "feature_dim": 4, "mini_batch_size": 300},
                  {"train": channel("text/csv;label_size=0", mode="Pipe")})
-    feeder = FifoFeeder(base, {"train": [csv_bytes(X)]})
+    feeder = FifoFeeder(base / "input" / "data", {"train": [csv_bytes(X)]})
     try:
         result = run_container("train", base, env={"SMLOCAL_PIPE_WAIT_SECONDS": "20"}, timeout=120)
     finally:

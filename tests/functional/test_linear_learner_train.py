@@ -6,13 +6,9 @@ codec and checked against the data (it must work on raw features) and against th
 """
 from __future__ import annotations
 
-import errno
 import io
 import json
-import os
 import re
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +16,7 @@ import pytest
 import scipy.sparse as sp
 
 from smlocal.artifacts.linear_learner import loads_linear_learner
-from tests.helpers import run_container, write_config
+from tests.helpers import FifoFeeder, run_container, write_config
 
 RECORDIO = "application/x-recordio-protobuf"
 CSV = "text/csv"
@@ -82,60 +78,6 @@ def put_files(base: Path, name: str, *parts: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(parts):
         (folder / f"part-{i}").write_bytes(data)
-
-
-class FifoFeeder:
-    """Creates ``<channel>_<n>`` FIFOs one after the other and writes the channel's bytes into each.
-
-    Like SageMaker it serves as many passes as the algorithm opens (up to ``passes``); opening polls with
-    O_NONBLOCK so a job that stops reading never hangs the test.
-    """
-
-    def __init__(self, base: Path, feeds: dict[str, bytes], passes: int = 30):
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
-        self.served: dict[str, int] = {name: 0 for name in feeds}
-        self.threads = [threading.Thread(target=self._feed, args=(base / "input" / "data", name, data, passes),
-                                         daemon=True) for name, data in feeds.items()]
-        for t in self.threads:
-            t.start()
-
-    def _feed(self, data_dir: Path, name: str, payload: bytes, passes: int) -> None:
-        try:
-            for n in range(passes):
-                path = data_dir / f"{name}_{n}"
-                os.mkfifo(path)
-                fd = self._open(path)
-                if fd is None:
-                    return
-                os.set_blocking(fd, True)
-                try:
-                    view = memoryview(payload)
-                    while view:
-                        view = view[os.write(fd, view[:1 << 16]):]
-                except BrokenPipeError:  # the reader closed early: allowed
-                    pass
-                finally:
-                    os.close(fd)
-                self.served[name] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by close()
-            self.errors.append(exc)
-
-    def _open(self, path: Path) -> int | None:
-        while not self.stop.is_set():
-            try:
-                return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
-                    raise
-                time.sleep(0.01)
-        return None
-
-    def close(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=10)
-        assert not self.errors, self.errors
 
 
 def train(base: Path, hps: dict, channels: dict, timeout: float = 180):
@@ -236,7 +178,7 @@ def test_multiclass_recordio_file_with_validation_and_test(base):
 
 def test_regressor_recordio_pipe_with_validation_and_test(base):
     X, y = problem("regression", 3000, seed=2)
-    feeder = FifoFeeder(base, {"train": recordio_dense(X[:2000], y[:2000]),
+    feeder = FifoFeeder(base / "input" / "data", {"train": recordio_dense(X[:2000], y[:2000]),
                                "validation": recordio_dense(X[2000:2500], y[2000:2500]),
                                "test": recordio_dense(X[2500:], y[2500:])})
     try:
@@ -262,7 +204,7 @@ def test_regressor_recordio_pipe_with_validation_and_test(base):
 
 def test_binary_csv_pipe_without_validation_calibrates_on_train(base):
     X, y = problem("binary", 2500, seed=3)
-    feeder = FifoFeeder(base, {"train": csv_bytes(X[:2000], y[:2000]), "test": csv_bytes(X[2000:], y[2000:])})
+    feeder = FifoFeeder(base / "input" / "data", {"train": csv_bytes(X[:2000], y[:2000]), "test": csv_bytes(X[2000:], y[2000:])})
     try:
         result = train(base, {"predictor_type": "binary_classifier", "binary_classifier_model_selection_criteria":
                               "f_beta", "f_beta": "2", **FAST}, {"train": channel(CSV, "Pipe"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import threading
 from pathlib import Path
 from typing import Mapping
@@ -13,7 +12,7 @@ from typing import Mapping
 from smlocal.errors import CustomerError, PlatformError
 from smlocal.runtime.layout import materialize
 from smlocal.runtime.plan import CONTAINER_BASE, HostPlan
-from smlocal.runtime.process import LineSink
+from smlocal.runtime.runs import LineSink, Run
 
 LABEL = "smlocal"
 
@@ -42,7 +41,7 @@ def _name(*parts: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]+", "-", "-".join(parts))[:120]
 
 
-class ContainerRun:
+class ContainerRun(Run):
     """A running container, with the same surface as ``process.ProcessRun``."""
 
     def __init__(self, name: str, container, on_line: LineSink):
@@ -89,12 +88,6 @@ class ContainerRun:
             self.container.kill(signal=int(sig))
         except Exception:  # noqa: BLE001 - already stopped
             pass
-
-    def terminate(self) -> None:
-        self.signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
 
     def finish(self, timeout: float = 5.0) -> None:
         self._reader.join(timeout)

@@ -7,17 +7,16 @@ stops them (SIGTERM to the whole process group, SIGKILL after the grace period).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from smlocal.runtime.layout import materialize
 from smlocal.runtime.plan import HostPlan
+from smlocal.runtime.runs import LineSink, Run
 
-LineSink = Callable[[str, str], None]  # (host or endpoint name, line without newline)
 
 
 def repo_container_dir() -> Path | None:
@@ -42,7 +41,7 @@ def entry_command(kind: str, program: Sequence[str] | None = None) -> list[str]:
     return [sys.executable, "-c", f"import sys; from smlocal.entrypoints import {func}; {func}()", kind]
 
 
-class ProcessRun:
+class ProcessRun(Run):
     """A running host (or server) process with its output streamed line by line."""
 
     def __init__(self, name: str, command: list[str], env: Mapping[str, str], on_line: LineSink,
@@ -80,12 +79,6 @@ class ProcessRun:
             os.killpg(self.popen.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-
-    def terminate(self) -> None:
-        self.signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
 
     def finish(self, timeout: float = 5.0) -> None:
         """After exit: reap any group members left behind and wait for the last log lines."""
