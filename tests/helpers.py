@@ -172,3 +172,13 @@ class FifoFeeder:
         for thread in self.threads:
             thread.join(timeout=30)
         assert not self.errors, self.errors
+
+
+def records_read_in_epoch0(log: Path) -> int:
+    """Rows a host read in epoch 0, from its ``training_data_iter`` ``#metrics`` line (spec §5.3)."""
+    for line in Path(log).read_text().splitlines():
+        if line.startswith("#metrics ") and '"training_data_iter"' in line:
+            metrics = json.loads(line[len("#metrics "):])
+            if metrics["Dimensions"].get("epoch") == 0:
+                return int(metrics["Metrics"]["Number of Records Since Last Reset"]["sum"])
+    raise AssertionError(f"no training_data_iter metrics in {log}")

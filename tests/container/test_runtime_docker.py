@@ -4,7 +4,6 @@ Skipped when no Docker engine answers (CI starts one with ../shared/ci/docker-up
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 
 import numpy as np
@@ -16,6 +15,8 @@ from smlocal.runtime.jobs import run_training
 from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.progress import Display
 from smlocal.runtime.transform import resolve_params, run_transform
+
+from tests.helpers import records_read_in_epoch0
 
 pytestmark = pytest.mark.container
 IMAGE = "smlocal:test"
@@ -69,15 +70,6 @@ def _body(tmp_path, csv_dir, mode, count=1, name="dk", hps=None):
     }
 
 
-def _rows_read(log_path) -> int:
-    for line in log_path.read_text().splitlines():
-        if line.startswith("#metrics ") and '"training_data_iter"' in line:
-            m = json.loads(line[len("#metrics "):])
-            if m["Dimensions"].get("epoch") == 0:
-                return int(m["Metrics"]["Number of Records Since Last Reset"]["sum"])
-    raise AssertionError(f"no epoch metrics in {log_path}")
-
-
 @pytest.mark.parametrize("mode", ["File", "Pipe"])
 def test_train_two_hosts_sharded(tmp_path, csv_dir, backend, mode):
     out = io.StringIO()
@@ -85,8 +77,8 @@ def test_train_two_hosts_sharded(tmp_path, csv_dir, backend, mode):
                           Display(live=False, stream=out))
     assert result.status == "Completed", result.failure_reason
     assert "algo-2 | " in out.getvalue()  # logs streamed with a host prefix
-    assert _rows_read(result.plan.logs_dir / "algo-1.log") == ROWS[0] + ROWS[2]
-    assert _rows_read(result.plan.logs_dir / "algo-2.log") == ROWS[1]
+    assert records_read_in_epoch0(result.plan.logs_dir / "algo-1.log") == ROWS[0] + ROWS[2]
+    assert records_read_in_epoch0(result.plan.logs_dir / "algo-2.log") == ROWS[1]
     with tarfile.open(result.model_artifacts) as tar:
         assert tar.getnames() == ["model_algo-1"]
     assert not backend.client.containers.list(all=True, filters={"label": docker_backend.LABEL})

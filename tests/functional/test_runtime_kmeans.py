@@ -22,7 +22,7 @@ from smlocal.runtime.jobs import read_record, run_training
 from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
-from tests.helpers import REPO
+from tests.helpers import REPO, records_read_in_epoch0
 
 CENTERS = np.array([[0, 0, 0, 0], [8, 8, 0, 0], [0, 8, 8, -8]], dtype=np.float32)
 ROWS = (40, 60, 80, 100)  # rows per file: shards are told apart by their sizes
@@ -183,16 +183,6 @@ def test_pipe_mode_recordio_wrapping(tmp_path):
     _assert_found_the_blobs(_centers(result.model_artifacts, tmp_path))
 
 
-def _records_per_host(log: Path) -> int:
-    """Rows the host read in epoch 0, from its training_data_iter metrics line (spec §5.3)."""
-    for line in log.read_text().splitlines():
-        if line.startswith("#metrics ") and '"training_data_iter"' in line:
-            metrics = json.loads(line[len("#metrics "):])
-            if metrics["Dimensions"].get("epoch") == 0:
-                return int(metrics["Metrics"]["Number of Records Since Last Reset"]["sum"])
-    raise AssertionError(f"no training_data_iter metrics in {log}")
-
-
 @pytest.mark.parametrize("mode", ["File", "Pipe"])
 def test_sharded_by_s3_key_over_two_hosts(tmp_path, csv_dir, mode):
     body = _job(tmp_path, [_channel("train", csv_dir, "ShardedByS3Key", ContentType="text/csv;label_size=0")],
@@ -202,8 +192,8 @@ def test_sharded_by_s3_key_over_two_hosts(tmp_path, csv_dir, mode):
     assert result.record["HostExitCodes"] == {"algo-1": 0, "algo-2": 0}
     logs = result.plan.logs_dir
     # round-robin over sorted keys: algo-1 reads part-0 and part-2, algo-2 part-1 and part-3
-    assert _records_per_host(logs / "algo-1.log") == ROWS[0] + ROWS[2]
-    assert _records_per_host(logs / "algo-2.log") == ROWS[1] + ROWS[3]
+    assert records_read_in_epoch0(logs / "algo-1.log") == ROWS[0] + ROWS[2]
+    assert records_read_in_epoch0(logs / "algo-2.log") == ROWS[1] + ROWS[3]
     with tarfile.open(result.model_artifacts) as tar:
         assert "model_algo-1" in tar.getnames()
 

@@ -27,7 +27,7 @@ from smlocal.runtime.jobspec import spec_from_flags
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
 from smlocal.runtime.s3 import LazyClient
-from tests.helpers import REPO
+from tests.helpers import REPO, records_read_in_epoch0
 from tests.s3server import start_moto_server
 
 pytest_plugins = ["tests.functional.conftest_s3"]  # fixtures: moto_server, s3_env, bucket
@@ -76,16 +76,6 @@ def _assert_found_the_blobs(centers: np.ndarray) -> None:
     assert centers.shape == (3, 4)
     for true in CENTERS:
         assert np.min(np.linalg.norm(centers - true, axis=1)) < 1.0
-
-
-def _records_per_host(log: Path) -> int:
-    """Rows the host read in epoch 0, from its training_data_iter metrics line (spec §5.3)."""
-    for line in log.read_text().splitlines():
-        if line.startswith("#metrics ") and '"training_data_iter"' in line:
-            metrics = json.loads(line[len("#metrics "):])
-            if metrics["Dimensions"].get("epoch") == 0:
-                return int(metrics["Metrics"]["Number of Records Since Last Reset"]["sum"])
-    raise AssertionError(f"no training_data_iter metrics in {log}")
 
 
 @pytest.fixture
@@ -159,7 +149,7 @@ def test_file_mode_sdk_manifest_sharded_across_two_hosts(s3_env, bucket, tmp_pat
     for index, host in enumerate(("algo-1", "algo-2")):
         assert sorted(p.name for p in (hosts / host / "input" / "data" / "train").iterdir()) == [f"matrix_{index}.pbr"]
     logs = out / "sharded-file" / "logs"
-    assert (_records_per_host(logs / "algo-1.log"), _records_per_host(logs / "algo-2.log")) == (45, 46)
+    assert (records_read_in_epoch0(logs / "algo-1.log"), records_read_in_epoch0(logs / "algo-2.log")) == (45, 46)
     assert _gets(s3_env, bucket, "kmeans/train/matrix_") == 2
     with tarfile.open(out / "sharded-file" / "output" / "model.tar.gz") as tar:
         assert "model_algo-1" in tar.getnames()
@@ -187,7 +177,7 @@ def test_pipe_mode_streams_the_sdk_manifest_sharded_from_a_job_json(s3_env, buck
                "--s3-endpoint-url", s3_env.endpoint_url)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     logs = local / "pipe-manifest" / "logs"
-    assert (_records_per_host(logs / "algo-1.log"), _records_per_host(logs / "algo-2.log")) == (45, 46)
+    assert (records_read_in_epoch0(logs / "algo-1.log"), records_read_in_epoch0(logs / "algo-2.log")) == (45, 46)
     assert _gets(s3_env, bucket, "kmeans/pipe/matrix_0.pbr") >= 1 and _gets(s3_env, bucket, "kmeans/pipe/matrix_1") >= 1
     # streamed, never written to disk: nothing in the download cache, no shard file anywhere locally
     assert not list(Path(os.environ["SMLOCAL_S3_CACHE"]).glob("objects/*"))
@@ -210,7 +200,7 @@ def test_pipe_mode_gzip_and_recordio_wrapping_from_an_s3_prefix(s3_env, bucket, 
                "--content-type", "train=application/x-recordio-protobuf", "--compression", "train=Gzip",
                "--record-wrapper", "train=RecordIO", "--output", str(out), "--job-name", "wrapped")
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    assert _records_per_host(out / "wrapped" / "logs" / "algo-1.log") == 60
+    assert records_read_in_epoch0(out / "wrapped" / "logs" / "algo-1.log") == 60
     with tarfile.open(out / "wrapped" / "output" / "model.tar.gz") as tar:
         tar.extractall(tmp_path / "model")
     _assert_found_the_blobs(load_model_dir(tmp_path / "model").centers)
