@@ -114,7 +114,7 @@ class Sampler(threading.Thread):
 
 def run_job(mode: str, data: Path, out: Path, dim: int, k: int, batch: int) -> dict:
     name = f"bench-{mode.lower()}-{int(time.time())}"
-    cmd = [sys.executable, "-m", "smlocal.runtime", "train", "--algorithm", "kmeans", "--backend", "process",
+    cmd = [sys.executable, "-m", "smlocal", "train", "--algorithm", "kmeans", "--backend", "process",
            "--channel", f"train={data}", "--content-type", "train=application/x-recordio-protobuf",
            "--input-mode", mode, "--hp", f"k={k}", "--hp", f"feature_dim={dim}", "--hp", f"mini_batch_size={batch}",
            "--output", str(out), "--job-name", name]

@@ -194,7 +194,7 @@ def run_job(args, endpoint: str, server, work: Path) -> int:
 
     out, cache = work / "out", work / "s3-cache"
     name = f"bench-s3-pipe-{int(time.time())}"
-    cmd = [sys.executable, "-m", "smlocal.runtime", "train", "--algorithm", "kmeans", "--backend", "process",
+    cmd = [sys.executable, "-m", "smlocal", "train", "--algorithm", "kmeans", "--backend", "process",
            "--channel", f"train=s3://{args.bucket}/{args.prefix}",
            "--content-type", "train=application/x-recordio-protobuf", "--input-mode", "Pipe",
            "--hp", f"k={args.k}", "--hp", f"feature_dim={args.dim}", "--hp", f"mini_batch_size={args.mini_batch_size}",

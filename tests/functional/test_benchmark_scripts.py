@@ -1,0 +1,30 @@
+"""The benchmark scripts still run end to end (tiny sizes). They print figures; nothing here asserts a
+timing — the figures live in the README and benchmarks/*.txt — but a script that breaks fails here."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+# script -> (tiny-size arguments, a line of its side-by-side comparison that must be printed)
+SMALL = {
+    "bench_decode.py": (["--rows", "20000", "--sdk-rows", "2000", "--repeat", "1"], "smlocal File mode / SDK reader"),
+    "bench_kmeans.py": (["--scale", "0.01"], "sklearn KMeans lloyd"),
+    "bench_linear.py": (["--rows", "20000", "--dim", "10"], "time ratio smlocal (32 models) / SGD"),
+    "bench_serve.py": (["--requests", "40", "--concurrency", "2", "--workers", "1"], "ratio ours/minimal"),
+    "bench_pipe.py": (["--size-gb", "0.005", "--files", "2"], "wall time Pipe/File"),
+    "bench_s3_pipe.py": (["--size-mb", "4", "--objects", "2"], "GetObject requests the server saw: 2 for 2 objects"),
+    "bench_distributed.py": (["--scale", "0.01"], "speed-up"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(SMALL))
+def test_benchmark_runs(script):
+    args, expected = SMALL[script]
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert expected in proc.stdout, proc.stdout[-3000:]
