@@ -99,3 +99,18 @@ def test_failing_script_is_failed_with_its_stderr_tail(tmp_path):
 def test_source_dir_needs_an_entry_point(tmp_path):
     cli = _cli("train", "--source-dir", str(EXAMPLE), "--output", str(tmp_path / "out"))
     assert cli.returncode == 2 and "--source-dir needs --entry-point" in cli.stderr
+
+
+def test_script_that_writes_its_own_failure_keeps_it_as_the_reason(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "own.py").write_text(
+        "import os, sys\n"
+        "open(os.path.join(os.environ['SM_OUTPUT_DIR'], 'failure'), 'w').write('labels missing in part-3.csv')\n"
+        "sys.exit(255)\n")
+    cli = _cli("train", "--entry-point", "own.py", "--source-dir", str(code), "--output", str(tmp_path / "out"),
+               "--job-name", "own", "--backend", "process")
+    assert cli.returncode != 0
+    record = json.loads((tmp_path / "out" / "own" / "training-job.json").read_text())
+    assert record["TrainingJobStatus"] == "Failed"
+    assert record["FailureReason"] == "labels missing in part-3.csv"
