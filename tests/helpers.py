@@ -182,3 +182,17 @@ def records_read_in_epoch0(log: Path) -> int:
             if metrics["Dimensions"].get("epoch") == 0:
                 return int(metrics["Metrics"]["Number of Records Since Last Reset"]["sum"])
     raise AssertionError(f"no training_data_iter metrics in {log}")
+
+
+def channel(content_type: str = "application/x-recordio-protobuf", mode: str = "File") -> dict:
+    """One inputdataconfig.json entry."""
+    return {"ContentType": content_type, "TrainingInputMode": mode, "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None"}
+
+
+def put_files(base: Path, name: str, *parts: bytes) -> None:
+    """File-mode channel ``name`` under ``base``: one file ``part-<i>`` per payload."""
+    folder = base / "input" / "data" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, data in enumerate(parts):
+        (folder / f"part-{i}").write_bytes(data)

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 from smlocal.artifacts.mxnet_ndarray import load_ndarrays
-from tests.helpers import FifoFeeder, run_container, write_config
+from tests.helpers import FifoFeeder, channel, put_files, run_container, write_config
 
 RECORDIO = "application/x-recordio-protobuf"
 TEST_MSD = re.compile(r"#quality_metric: host=\S+, test msd <loss>=(\S+)")
@@ -48,18 +48,6 @@ def recordio_sparse(X: sp.csr_matrix) -> bytes:
 def csv_bytes(X: np.ndarray, labels: np.ndarray | None = None) -> bytes:
     rows = X if labels is None else np.column_stack([labels, X])
     return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows).encode()
-
-
-def channel(content_type: str = RECORDIO, mode: str = "File") -> dict:
-    return {"ContentType": content_type, "TrainingInputMode": mode, "S3DistributionType": "FullyReplicated",
-            "RecordWrapperType": "None"}
-
-
-def put_files(base: Path, name: str, *parts: bytes) -> None:
-    folder = base / "input" / "data" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, data in enumerate(parts):
-        (folder / f"part-{i}").write_bytes(data)
 
 
 def train(base: Path, hps: dict, channels: dict, env: dict | None = None):

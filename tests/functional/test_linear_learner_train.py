@@ -16,7 +16,7 @@ import pytest
 import scipy.sparse as sp
 
 from smlocal.artifacts.linear_learner import loads_linear_learner
-from tests.helpers import FifoFeeder, run_container, write_config
+from tests.helpers import FifoFeeder, channel, put_files, run_container, write_config
 
 RECORDIO = "application/x-recordio-protobuf"
 CSV = "text/csv"
@@ -66,18 +66,6 @@ def csv_bytes(X: np.ndarray, labels: np.ndarray | None = None) -> bytes:
 
 def encode(fmt: str, X, y) -> bytes:
     return csv_bytes(X, y) if fmt == CSV else recordio_dense(X, y)
-
-
-def channel(content_type: str = RECORDIO, mode: str = "File") -> dict:
-    return {"ContentType": content_type, "TrainingInputMode": mode, "S3DistributionType": "FullyReplicated",
-            "RecordWrapperType": "None"}
-
-
-def put_files(base: Path, name: str, *parts: bytes) -> None:
-    folder = base / "input" / "data" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, data in enumerate(parts):
-        (folder / f"part-{i}").write_bytes(data)
 
 
 def train(base: Path, hps: dict, channels: dict, timeout: float = 180):
