@@ -62,15 +62,11 @@ log = logging.getLogger("smlocal")
 # ------------------------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class ClusterSettings:
+class _HostRank:
+    """``size`` and ``rank`` (index in resourceconfig.json's ``hosts``) from ``hosts`` and ``current_host``."""
+
     hosts: tuple[str, ...]
     current_host: str
-    root_uri: str  # the scheduler's address
-    root_port: int
-    monitor_port: int
-    timeout: float
-    interface: str | None  # DMLC_INTERFACE for non-loopback runs
 
     @property
     def size(self) -> int:
@@ -79,6 +75,17 @@ class ClusterSettings:
     @property
     def rank(self) -> int:
         return self.hosts.index(self.current_host)
+
+
+@dataclass(frozen=True)
+class ClusterSettings(_HostRank):
+    hosts: tuple[str, ...]
+    current_host: str
+    root_uri: str  # the scheduler's address
+    root_port: int
+    monitor_port: int
+    timeout: float
+    interface: str | None  # DMLC_INTERFACE for non-loopback runs
 
     @property
     def loopback(self) -> bool:
@@ -137,7 +144,7 @@ def cluster_settings(hosts: tuple[str, ...], current_host: str, environ: Mapping
 # ------------------------------------------------------------------------------------------- one host
 
 
-class Cluster:
+class Cluster(_HostRank):
     """The hosts of a training job. This base class is the one-host cluster: every operation is local."""
 
     store_type = "local"
@@ -156,13 +163,6 @@ class Cluster:
                                     interface=getattr(env.resources, "network_interface_name", None))
         return DistCluster(settings, env.paths.failure_file).start()
 
-    @property
-    def size(self) -> int:
-        return len(self.hosts)
-
-    @property
-    def rank(self) -> int:
-        return self.hosts.index(self.current_host)
 
     @property
     def is_first(self) -> bool:
