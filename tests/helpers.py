@@ -196,3 +196,24 @@ def put_files(base: Path, name: str, *parts: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(parts):
         (folder / f"part-{i}").write_bytes(data)
+
+
+@contextlib.contextmanager
+def smlocal_serve(model: str, env: dict | None = None):
+    """``smlocal serve --model MODEL`` (process backend) on a free port until its endpoint is ready; yields the
+    port. On exit it is stopped with Ctrl-C (SIGINT), and it must exit 0."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "smlocal", "serve", "--model", str(model), "--port", str(port),
+                               "--workers", "1", "--backend", "process"], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in server.stdout:
+            if "endpoint ready" in line:
+                break
+        else:
+            raise AssertionError("smlocal serve exited before the endpoint was ready")
+        yield port
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(60)
+    assert server.returncode == 0

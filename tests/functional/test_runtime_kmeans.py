@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import signal
 import subprocess
 import sys
 import tarfile
@@ -22,7 +21,7 @@ from smlocal.runtime.jobs import read_record, run_training
 from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
-from tests.helpers import REPO, records_read_in_epoch0
+from tests.helpers import REPO, records_read_in_epoch0, smlocal_serve
 
 CENTERS = np.array([[0, 0, 0, 0], [8, 8, 0, 0], [0, 8, 8, -8]], dtype=np.float32)
 ROWS = (40, 60, 80, 100)  # rows per file: shards are told apart by their sizes
@@ -123,18 +122,7 @@ def test_file_mode_csv_from_job_json_served_and_transformed(tmp_path, csv_dir):
 def test_serve_and_predict_commands(tmp_path, csv_dir):
     result = _run(_job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")]))
     assert result.status == "Completed", result.failure_reason
-    from smlocal.runtime.jobs import free_port
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "smlocal", "serve", "--model", str(result.model_artifacts),
-                               "--port", str(port), "--workers", "1", "--backend", "process"], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        for line in server.stdout:
-            if "endpoint ready" in line:
-                break
-        else:
-            pytest.fail("serve exited before the endpoint was ready")
+    with smlocal_serve(result.model_artifacts) as port:
         request = tmp_path / "rows.csv"
         request.write_text("0,0,0,0\n8,8,0,0\n")
         cli = _cli("predict", str(request), "--port", str(port), "--content-type", "text/csv",
@@ -144,10 +132,6 @@ def test_serve_and_predict_commands(tmp_path, csv_dir):
         assert len(answers) == 2 and answers[0]["closest_cluster"] != answers[1]["closest_cluster"]
         cli = _cli("predict", "-", "--port", str(port), "--content-type", "text/csv", input="1,2\n")
         assert cli.returncode == 1 and "400" in cli.stderr  # wrong feature count: the server's own answer
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(60)
-    assert server.returncode == 0
 
 
 def test_pipe_mode_recordio_protobuf_gzip(tmp_path):

@@ -11,7 +11,6 @@ import gzip
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -22,12 +21,12 @@ import pytest
 
 from smlocal.artifacts.loader import load_model_dir
 from smlocal.runtime.endpoint import invoke
-from smlocal.runtime.jobs import free_port, read_record, run_training
+from smlocal.runtime.jobs import read_record, run_training
 from smlocal.runtime.jobspec import spec_from_flags
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
 from smlocal.runtime.s3 import LazyClient
-from tests.helpers import REPO, records_read_in_epoch0
+from tests.helpers import REPO, records_read_in_epoch0, smlocal_serve
 from tests.s3server import start_moto_server
 
 pytest_plugins = ["tests.functional.conftest_s3"]  # fixtures: moto_server, s3_env, bucket
@@ -225,25 +224,12 @@ def test_serve_and_transform_with_s3_model_input_and_output(s3_env, bucket, csv_
     centers = _s3_model_centers(s3_env, bucket, "models/m/output/model.tar.gz", tmp_path)
     model_gets = _gets(s3_env, bucket, "models/m/output/model.tar.gz")
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "smlocal", "serve", "--model", model_uri, "--port",
-                               str(port), "--workers", "1", "--backend", "process"], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        for line in server.stdout:
-            if "endpoint ready" in line:
-                break
-        else:
-            pytest.fail("serve exited before the endpoint was ready")
+    with smlocal_serve(model_uri) as port:
         answer = invoke(port, b"0,0,0,0\n8,8,0,0\n", "text/csv", "application/json")
         assert answer.status == 200, answer.text()
         clusters = [p["closest_cluster"] for p in answer.json()["predictions"]]
         expected = np.linalg.norm(CENTERS[:2, None, :] - centers[None], axis=2).argmin(1)
         assert clusters == [float(c) for c in expected]
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(60)
-    assert server.returncode == 0
 
     cli = _cli("transform", "--model", model_uri, "--input", csv_channel, "--output", f"s3://{bucket}/scored/",
                "--content-type", "text/csv", "--accept", "text/csv", "--split-type", "Line",
