@@ -217,3 +217,12 @@ def smlocal_serve(model: str, env: dict | None = None):
         server.send_signal(signal.SIGINT)
         server.wait(60)
     assert server.returncode == 0
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie or a reaped process counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] not in ("Z", "X")
+    except FileNotFoundError:
+        return False

@@ -24,7 +24,7 @@ from smlocal.runtime.jobs import run_training
 from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
-from tests.helpers import run_container, write_config
+from tests.helpers import process_alive, run_container, write_config
 
 pytest.importorskip("mxnet")
 
@@ -232,15 +232,7 @@ def test_a_host_killed_mid_job_fails_the_job_quickly(tmp_path, data, victim):
     assert failure.startswith("Algorithm Error: lost contact with host " + victim), failure
     assert result.record["HostExitCodes"][survivor] == 1
     for pid in roles:  # the scheduler and server died with their host
-        assert not _alive(pid), f"KVStore role process {pid} outlived the job"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
+        assert not process_alive(pid), f"KVStore role process {pid} outlived the job"
 
 
 def test_a_host_that_never_joins_fails_within_the_timeout(tmp_path, data):

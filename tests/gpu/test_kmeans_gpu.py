@@ -17,15 +17,11 @@ from smlocal.algorithms.kmeans_streaming import (  # noqa: E402
     squared_distances,
     to_backend,
 )
-from smlocal.backend import CPU, ArrayBackend, select_backend  # noqa: E402
+from smlocal.backend import CPU, detected_gpus, select_backend  # noqa: E402
 
-try:
-    _DEVICES = cupy.cuda.runtime.getDeviceCount()
-except Exception:  # noqa: BLE001 - no driver / no device
-    _DEVICES = 0
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_DEVICES == 0, reason="no CUDA device")]
-GPU = ArrayBackend(cupy, "cupy", 1)
+# the runtime's own detection decides, as it does in train(); one device is used, as by the built-ins
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(detected_gpus() == 0, reason="no CUDA device")]
+GPU = select_backend(1)
 
 
 def data(n=6000, d=20, k=5, seed=0):

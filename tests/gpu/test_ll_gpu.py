@@ -20,19 +20,16 @@ from smlocal.algorithms.ll_optim import ModelHypers, ParallelOptimizer  # noqa: 
 from smlocal.algorithms.ll_scaler import fit_scaler  # noqa: E402
 from smlocal.algorithms.ll_selection import criterion_for  # noqa: E402
 from smlocal.artifacts.linear_learner import loads_linear_learner  # noqa: E402
-from smlocal.backend import CPU, ArrayBackend  # noqa: E402
+from smlocal.backend import CPU, detected_gpus, select_backend  # noqa: E402
 from smlocal.data.channels import Batch  # noqa: E402
 from smlocal.data.protobuf import dense_to_records, sparse_to_records  # noqa: E402
 from smlocal.data.recordio import encode_records  # noqa: E402
-from tests.functional.test_linear_learner_train import channel, problem, put_files, train  # noqa: E402
+from tests.functional.test_linear_learner_train import problem, train  # noqa: E402
+from tests.helpers import channel, put_files  # noqa: E402
 
-try:
-    _DEVICES = cupy.cuda.runtime.getDeviceCount()
-except Exception:  # noqa: BLE001 - no driver / no device
-    _DEVICES = 0
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_DEVICES == 0, reason="no CUDA device")]
-GPU = ArrayBackend(cupy, "cupy", 1)
+# the runtime's own detection decides, as it does in train(); one device is used, as by the built-ins
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(detected_gpus() == 0, reason="no CUDA device")]
+GPU = select_backend(1)
 
 
 def _run(backend, X, y, predictor, loss_name, C, sparse):

@@ -28,6 +28,7 @@ from smlocal.algorithms.ll_spread import spread
 from smlocal.algorithms.ll_state import start_state
 from smlocal.algorithms.ll_sync import GradientSync, merge_stats
 from smlocal.errors import AlgorithmError, CustomerError, PlatformError
+from tests.helpers import process_alive
 
 HOSTS = ("algo-1", "algo-2", "algo-3")
 
@@ -219,17 +220,9 @@ time.sleep(60)
     parent.send_signal(signal.SIGKILL)
     parent.wait(10)
     deadline = time.monotonic() + 5
-    while _alive(child):
+    while process_alive(child):
         assert time.monotonic() < deadline, "the child outlived its parent"
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 # ------------------------------------------------------------------------------------------ merged statistics
