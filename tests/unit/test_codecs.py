@@ -163,6 +163,23 @@ def test_protobuf_decode_sdk_dense_and_sparse():
     np.testing.assert_array_equal(got.toarray() if sp.issparse(got) else got, csr.toarray())
 
 
+def test_protobuf_decode_runs_of_records():
+    """Many equal dense rows (one run, decoded in place), equal-length sparse rows (a run the fast path
+    declines) and a run followed by records of other lengths all decode like the SDK wrote them."""
+    many = np.arange(40, dtype=np.float32).reshape(10, 4)
+    np.testing.assert_array_equal(protobuf_codec.decode(sdk_dense(many)), many)
+    sparse_rows = sp.csr_matrix(np.eye(6, dtype=np.float32))
+    buf = io.BytesIO()
+    write_spmatrix_to_sparse_tensor(buf, sparse_rows)
+    np.testing.assert_array_equal(protobuf_codec.decode(buf.getvalue()).toarray(), sparse_rows.toarray())
+    buf = io.BytesIO()
+    write_spmatrix_to_sparse_tensor(buf, sp.csr_matrix(np.vstack([np.eye(5, 4), np.ones((1, 4))]).astype(np.float32)))
+    np.testing.assert_array_equal(protobuf_codec.decode(buf.getvalue()).toarray(),
+                                  np.vstack([np.eye(5, 4), np.ones((1, 4))]))
+    with pytest.raises(RequestError, match=r"^unable to evaluate payload provided: the payload holds no records$"):
+        protobuf_codec.decode(b"")
+
+
 def test_protobuf_decode_errors():
     with pytest.raises(RequestError, match=r"^unable to evaluate payload provided: .*request body"):
         protobuf_codec.decode(b"\x01\x02\x03\x04garbage!")

@@ -12,7 +12,6 @@ from smlocal.data.protobuf import (
     decode_records,
     dense_layout,
     dense_to_records,
-    describe_record,
     label_records,
     records_to_arrays,
     sparse_to_records,
@@ -128,8 +127,8 @@ def test_sparse_round_trip_with_empty_rows():
     assert sp.isspmatrix_csr(feats) and feats.shape == (3, 5) and feats.dtype == np.float32
     np.testing.assert_array_equal(feats.toarray(), dense)
     np.testing.assert_array_equal(out_labels, labels)
-    info = describe_record(sparse_to_records(csr)[1])
-    assert info.sparse and info.dim == 5 and info.label_type is None
+    empty_row, no_label = decode_records([sparse_to_records(csr)[1]])
+    assert sp.isspmatrix_csr(empty_row) and empty_row.shape == (1, 5) and empty_row.nnz == 0 and no_label is None
 
 
 def test_sparse_multidimensional_shape_uses_flat_keys():
@@ -178,7 +177,7 @@ def test_dense_encoder_is_byte_identical_to_the_generated_class():
     for dtype, kind in ((np.float32, "float32_tensor"), (np.float64, "float64_tensor")):
         x = rng.standard_normal((5, 300)).astype(dtype)  # 300 floats: multi-byte varint lengths
         y = rng.standard_normal(5).astype(dtype)
-        expected = [pb_record(r, kind=kind, label=float(v), label_kind=kind) for r, v in zip(x, y)]
+        expected = [pb_record(r, kind=kind, label=float(v), label_kind=kind) for r, v in zip(x, y, strict=True)]
         assert dense_to_records(x, y) == expected
     assert dense_to_records(np.zeros((2, 0), dtype=np.float32)) == [pb_record([])] * 2
 

@@ -19,9 +19,17 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.data.csv import CsvBlock, CsvScanner, MissingValueError, check_label_size, first_nan
+from smlocal.data.csv import NAN_MESSAGE, CsvBlock, CsvScanner, MissingValueError, check_label_size, first_nan
 from smlocal.data.protobuf import RecordDecodeError, decode_fixed_block, decode_records
-from smlocal.data.recordio import DEFAULT_CHUNK, DataFormatError, FixedRun, FrameScanner, Frames, iter_records
+from smlocal.data.recordio import (
+    DEFAULT_CHUNK,
+    DataFormatError,
+    FixedRun,
+    FrameScanner,
+    Frames,
+    iter_records,
+    read_chunks,
+)
 from smlocal.environment import CSV, RECORDIO_PROTOBUF, ChannelConfig, Paths, TrainingEnv
 from smlocal.errors import CustomerError
 
@@ -29,7 +37,6 @@ SUPPORTED_CONTENT_TYPES = (RECORDIO_PROTOBUF, CSV)
 PIPE_WAIT_ENV = "SMLOCAL_PIPE_WAIT_SECONDS"
 DEFAULT_PIPE_WAIT = 600.0
 PIPE_BUFFER = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
-NAN_MESSAGE = "Found missing (NaN) values. Please remove any missing (NaN) values in the input data."
 
 
 def content_type_message(channel: str, content_type: str) -> str:
@@ -132,26 +139,21 @@ class _Stream:
         for name, stream in self._sources:
             self._starts.append(offset)
             self._names.append(name)
-            for chunk in read_stream(stream, self._chunk_size):
+            for chunk in read_chunks(stream, self._chunk_size):
                 offset += len(chunk)
                 yield chunk
 
 
-def read_stream(stream: BinaryIO, chunk_size: int) -> Iterator[bytes]:
-    """Read to EOF, gathering short reads (pipes return at most their buffer) into ~chunk_size pieces."""
-    parts: list[bytes] = []
-    held = 0
-    while True:
-        data = stream.read(chunk_size - held)
-        if not data:
-            break
-        parts.append(data)
-        held += len(data)
-        if held >= chunk_size:
-            yield b"".join(parts)
-            parts, held = [], 0
-    if parts:
-        yield b"".join(parts)
+def data_files(root: Path) -> list[Path]:
+    """The channel rule: every non-hidden regular file under ``root``, recursively, sorted by path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not name.startswith(".") and path.is_file():
+                found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def wait_for_fifo(path: Path, channel: str, epoch: int, timeout: float | None = None) -> None:
@@ -218,14 +220,7 @@ class Channel:
                 f"No data found for channel '{self.name}': the directory {root} does not exist. "
                 f"Provide the channel's files under input/data/{self.name}/."
             )
-        found = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                path = Path(dirpath) / name
-                if not name.startswith(".") and path.is_file():
-                    found.append(path)
-        found.sort(key=lambda p: p.relative_to(root).as_posix())
+        found = data_files(root)
         if not found:
             raise CustomerError(
                 f"No data found for channel '{self.name}': the directory {root} holds no files "
@@ -306,7 +301,7 @@ class Channel:
         columns = None
         for source, stream in self._csv_sources(epoch):
             scanner = CsvScanner(source, columns)
-            for chunk in read_stream(stream, self.chunk_size):
+            for chunk in read_chunks(stream, self.chunk_size):
                 yield from self._csv_blocks(scanner.feed(chunk))
             yield from self._csv_blocks(scanner.finish())
             columns = scanner.columns

@@ -3,7 +3,7 @@
 Chunks of whole lines are parsed by numpy's C ``loadtxt`` (float64, then cast to float32, so values
 round exactly as a per-cell ``float()`` would). Only when a chunk fails does a slow per-line pass run,
 to name the first bad line: a header, a non-numeric or empty cell, a ragged row. NaN cells parse, and
-are reported with their line by ``first_nan_line``; the channel decides how to word that.
+are reported with their line by ``first_nan``; the channel decides how to word that.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from smlocal.data.recordio import DataFormatError
+from smlocal.data.recordio import DataFormatError, read_chunks
 
 DEFAULT_CHUNK = 4 << 20
+NAN_MESSAGE = "Found missing (NaN) values. Please remove any missing (NaN) values in the input data."
 
 
 @dataclass
@@ -138,26 +139,19 @@ def first_nan(values: np.ndarray) -> int | None:
     """Row index of the first NaN in a 2-D array, or None."""
     if values.size == 0 or not np.isnan(values.min()):  # min propagates NaN: a cheap first pass
         return None
-    mask = np.isnan(values)
-    if not mask.any():
-        return None
-    return int(np.flatnonzero(mask.any(axis=1))[0])
+    return int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
 
 
 def iter_csv_blocks(stream: BinaryIO, source: str, expect_columns: int | None = None,
                     chunk_size: int = DEFAULT_CHUNK) -> Iterator[CsvBlock]:
     scanner = CsvScanner(source, expect_columns)
-    while True:
-        chunk = stream.read(chunk_size)
-        if not chunk:
-            break
+    for chunk in read_chunks(stream, chunk_size):
         yield from scanner.feed(chunk)
     yield from scanner.finish()
 
 
 def read_csv(path, label_size: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
     """Whole-file convenience (tools, tests): (float32 features, float32 labels or None)."""
-    blocks = []
     with open(path, "rb") as f:
         blocks = list(iter_csv_blocks(f, str(path)))
     check_label_size(blocks[0].values.shape[1] if blocks else None, label_size, str(path))
@@ -166,10 +160,7 @@ def read_csv(path, label_size: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
     for block in blocks:
         row = first_nan(block.values)
         if row is not None:
-            raise DataFormatError(
-                f"file '{path}' line {block.lines[row]}: Found missing (NaN) values. "
-                "Please remove any missing (NaN) values in the input data."
-            )
+            raise DataFormatError(f"file '{path}' line {block.lines[row]}: {NAN_MESSAGE}")
     values = np.concatenate([b.values for b in blocks])
     merged = CsvBlock(str(path), values, np.concatenate([b.lines for b in blocks]))
     return merged.split(label_size)

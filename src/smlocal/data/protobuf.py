@@ -230,26 +230,6 @@ def _label(record: record_pb2.Record, index: int):
     return np.array(tensor.values, dtype=_TENSOR_FIELDS[kind])
 
 
-@dataclass(frozen=True)
-class RecordInfo:
-    """What one record holds, for ``smlocal inspect``."""
-
-    feature_type: str  # float32_tensor | float64_tensor | int32_tensor
-    sparse: bool
-    dim: int
-    label_type: str | None
-
-
-def describe_record(payload: bytes, index: int = 0) -> RecordInfo:
-    """Parse one record and say what it holds; ``RecordDecodeError`` if it is unusable."""
-    record = _parse(payload, index)
-    row = _feature_row(record, index)
-    kind = record.features[VALUES_KEY].WhichOneof("value")
-    label = _label(record, index)
-    label_type = record.label[VALUES_KEY].WhichOneof("value") if label is not None else None
-    return RecordInfo(kind, row.keys is not None, row.dim, label_type)
-
-
 def _parse(payload: bytes, index: int) -> record_pb2.Record:
     try:
         return record_pb2.Record.FromString(payload)

@@ -338,12 +338,21 @@ def iter_frames(chunks: Iterable[bytes], locate: Callable[[int], tuple[str, int]
 
 
 def read_chunks(stream: BinaryIO, chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:
-    """Read ``stream`` to EOF in chunks (short reads from pipes are fine)."""
+    """Read ``stream`` to EOF, gathering short reads (pipes return at most their buffer) into
+    ~``chunk_size`` pieces."""
+    parts: list[bytes] = []
+    held = 0
     while True:
-        chunk = stream.read(chunk_size)
-        if not chunk:
-            return
-        yield chunk
+        data = stream.read(chunk_size - held)
+        if not data:
+            break
+        parts.append(data)
+        held += len(data)
+        if held >= chunk_size:
+            yield b"".join(parts)
+            parts, held = [], 0
+    if parts:
+        yield b"".join(parts)
 
 
 def iter_records(stream: BinaryIO, source: str = "<stream>", chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:

@@ -18,15 +18,13 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.data.channels import first_nan_row
-from smlocal.data.csv import CsvScanner, MissingValueError, first_nan
+from smlocal.data.channels import data_files, first_nan_row
+from smlocal.data.csv import NAN_MESSAGE, MissingValueError, first_nan, iter_csv_blocks
 from smlocal.data.protobuf import (
     RecordDecodeError,
     decode_fixed_block,
     decode_records,
-    dense_layout,
     dense_to_records,
-    describe_record,
     sparse_to_records,
 )
 from smlocal.data.recordio import MAGIC_BYTES, DataFormatError, FixedRun, encode_records, iter_frames, read_chunks
@@ -80,22 +78,16 @@ def _split_label(matrix, label_column: int | None, source: str):
 def _check_finite(features, labels, where: str) -> None:
     data = features.data if sp.issparse(features) else features
     if np.isnan(data).any() or (labels is not None and np.isnan(labels).any()):
-        raise CustomerError(f"{where}: Found missing (NaN) values. Please remove any missing (NaN) values "
-                            "in the input data.")
+        raise CustomerError(f"{where}: {NAN_MESSAGE}")
 
 
 def _csv_matrices(path: Path) -> Iterator[tuple[np.ndarray, str]]:
-    scanner = CsvScanner(str(path))
     with open(path, "rb") as f:
         try:
-            for chunk in read_chunks(f, 4 << 20):
-                for block in scanner.feed(chunk):
-                    yield block.values, _csv_where(block)
-            for block in scanner.finish():
+            for block in iter_csv_blocks(f, str(path)):
                 yield block.values, _csv_where(block)
         except MissingValueError as exc:
-            raise CustomerError(f"{path} line {exc.line} column {exc.column} is empty: Found missing (NaN) values. "
-                                "Please remove any missing (NaN) values in the input data.") from None
+            raise CustomerError(f"{path} line {exc.line} column {exc.column} is empty: {NAN_MESSAGE}") from None
         except DataFormatError as exc:
             raise CustomerError(f"Cannot convert {path}: {exc}") from None
 
@@ -285,9 +277,6 @@ def _add(values: list, value) -> None:
         values.sort()
 
 
-_DTYPE_NAMES = {"float32_tensor": "float32", "float64_tensor": "float64", "int32_tensor": "int32"}
-
-
 def _inspect_recordio(path: Path, report: FileReport) -> None:
     with open(path, "rb") as f:
         try:
@@ -300,36 +289,34 @@ def _inspect_recordio(path: Path, report: FileReport) -> None:
 
 def _inspect_frames(report: FileReport, frames) -> bool:
     """Account for one run of records; False after recording the first bad one."""
-    if isinstance(frames, FixedRun):
-        layout = dense_layout(frames.payloads[0].tobytes())
-        decoded = decode_fixed_block(frames.payloads, cast=False) if layout else None
-        if decoded is not None:
-            _note_nan(report, *decoded, frames)
-            report.records += len(frames)
-            report.dense_records += len(frames)
-            _add(report.feature_dims, layout.dim)
-            _add(report.feature_dtypes, "float32")
-            if decoded[1] is not None:
-                report.labeled_records += len(frames)
-                _add(report.label_dtypes, str(decoded[1].dtype))
-            return True
+    decoded = decode_fixed_block(frames.payloads, cast=False) if isinstance(frames, FixedRun) else None
+    if decoded is not None:
+        _note_nan(report, *decoded, frames)
+        _count(report, len(frames), *decoded)
+        return True
     for index, payload in enumerate(frames.to_bytes()):
         try:
-            info = describe_record(payload)
-            features, labels = decode_records([payload], cast=False)
+            features, labels = decode_records([payload], cast=False)  # native dtypes: what the record holds
         except RecordDecodeError as exc:
             report.error = f"record #{report.records} at byte offset {frames.record_offset(index)} {exc.detail}"
             return False
         _note_nan(report, features, labels, frames, index)
-        report.records += 1
-        report.sparse_records += info.sparse
-        report.dense_records += not info.sparse
-        _add(report.feature_dims, info.dim)
-        _add(report.feature_dtypes, _DTYPE_NAMES[info.feature_type])
-        if info.label_type:
-            report.labeled_records += 1
-            _add(report.label_dtypes, _DTYPE_NAMES[info.label_type])
+        _count(report, 1, features, labels)
     return True
+
+
+def _count(report: FileReport, n: int, features, labels) -> None:
+    """Account for ``n`` decoded records of one kind (``features``: their rows, dense or CSR)."""
+    report.records += n
+    if sp.issparse(features):
+        report.sparse_records += n
+    else:
+        report.dense_records += n
+    _add(report.feature_dims, features.shape[1])
+    _add(report.feature_dtypes, str(features.dtype))
+    if labels is not None:
+        report.labeled_records += n
+        _add(report.label_dtypes, str(labels.dtype))
 
 
 def _note_nan(report: FileReport, features, labels, frames, base: int = 0) -> None:
@@ -342,14 +329,10 @@ def _note_nan(report: FileReport, features, labels, frames, base: int = 0) -> No
 
 
 def _inspect_csv(path: Path, report: FileReport) -> None:
-    scanner = CsvScanner(str(path))
     try:
         with open(path, "rb") as f:
-            for chunk in read_chunks(f, 4 << 20):
-                for block in scanner.feed(chunk):
-                    _csv_block(report, block)
-        for block in scanner.finish():
-            _csv_block(report, block)
+            for block in iter_csv_blocks(f, str(path)):
+                _csv_block(report, block)
     except MissingValueError as exc:
         report.first_nan = report.first_nan or f"line {exc.line} column {exc.column} (empty cell)"
     except DataFormatError as exc:
@@ -387,19 +370,11 @@ def inspect_file(path) -> FileReport:
     return report
 
 
-def _data_files(root: Path) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath) / n for n in filenames if not n.startswith(".")]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
-
 def inspect(path) -> InspectReport:
     """Inspect a file, or every non-hidden file under a directory (the channel rule)."""
     path = Path(path)
     if path.is_dir():
-        return InspectReport(str(path), [inspect_file(p) for p in _data_files(path)])
+        return InspectReport(str(path), [inspect_file(p) for p in data_files(path)])
     if not path.exists():
         raise CustomerError(f"{path} does not exist.")
     return InspectReport(str(path), [inspect_file(path)])

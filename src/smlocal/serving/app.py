@@ -32,15 +32,6 @@ def too_large(size: int, config: ServingConfig) -> PayloadTooLarge:
     )
 
 
-def builtin_predict(model, data):
-    """The built-in prediction for a model served with user handlers that do not define predict_fn."""
-    if hasattr(model, "outputs"):
-        return response_columns(model, data)
-    if hasattr(model, "predict"):
-        return model.predict(data)
-    raise bad_payload(f"the model object ({type(model).__name__}) has no predict(); define predict_fn")
-
-
 def invocations(body: bytes, content_type: Optional[str], accept: Optional[str], model: Model,
                 config: Optional[ServingConfig] = None, handlers: Optional[Handlers] = None) -> tuple[bytes, str]:
     """One ``POST /invocations``: request bytes -> (response bytes, response content type)."""
@@ -50,7 +41,7 @@ def invocations(body: bytes, content_type: Optional[str], accept: Optional[str],
     if not body.strip():
         raise bad_payload("the request body is empty")
     if handlers is not None:
-        return user_invocations(body, content_type, accept, model, handlers, config.default_accept, builtin_predict)
+        return user_invocations(body, content_type, accept, model, handlers, config.default_accept)
     encoder = response_codec(accept, default=config.default_accept)
     decoder, params = request_codec(content_type)
     features = decoder.decode(body, params)

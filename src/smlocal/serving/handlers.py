@@ -20,6 +20,8 @@ import numpy as np
 
 from smlocal.errors import CustomerError, SmlocalError
 from smlocal.serving.codecs import request_codec, response_codec
+from smlocal.serving.codecs.base import bad_payload
+from smlocal.serving.predict import response_columns
 
 SCRIPT_NAME = "inference.py"
 HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
@@ -102,8 +104,17 @@ def _as_response(result: Any, accept: Optional[str]) -> tuple[bytes, str]:
     return (body.encode() if isinstance(body, str) else bytes(body)), media
 
 
+def builtin_predict(model: Any, data: Any) -> Any:
+    """The built-in prediction for a model served with user handlers that do not define predict_fn."""
+    if hasattr(model, "outputs"):
+        return response_columns(model, data)
+    if hasattr(model, "predict"):
+        return model.predict(data)
+    raise bad_payload(f"the model object ({type(model).__name__}) has no predict(); define predict_fn")
+
+
 def user_invocations(body: bytes, content_type: Optional[str], accept: Optional[str], model: Any,
-                     handlers: Handlers, default_accept: str, builtin_predict: Callable) -> tuple[bytes, str]:
+                     handlers: Handlers, default_accept: str) -> tuple[bytes, str]:
     """One request through the user's handlers, built-in defaults for the ones not defined."""
     if handlers.transform_fn is not None:
         return _as_response(_user_call(handlers.transform_fn, model, body, content_type, accept), accept)

@@ -5,11 +5,8 @@ Responses: one Record per input row whose ``label`` map holds the output columns
 """
 from __future__ import annotations
 
-import io
-
-from smlocal.data.protobuf import label_records, records_to_arrays
-from smlocal.data.recordio import encode_records, iter_records
-from smlocal.errors import CustomerError
+from smlocal.data.protobuf import decode_fixed_block, label_records, records_to_arrays
+from smlocal.data.recordio import DataFormatError, FixedRun, encode_records, iter_frames
 from smlocal.serving.codecs.base import Columns, Features, bad_payload, require_finite, require_rows
 
 MEDIA_TYPE = "application/x-recordio-protobuf"
@@ -17,12 +14,15 @@ MEDIA_TYPE = "application/x-recordio-protobuf"
 
 def decode(body: bytes, params: dict[str, str] | None = None) -> Features:
     try:
-        payloads = list(iter_records(io.BytesIO(body), source="the request body"))
-        require_rows(len(payloads))
-        features, _labels = records_to_arrays(payloads)
-    except CustomerError as exc:  # DataFormatError / RecordDecodeError, with record or byte offset
-        if str(exc).startswith("unable to evaluate"):
-            raise
+        frames = list(iter_frames([body], source="the request body"))
+        require_rows(sum(map(len, frames)))
+        decoded = None
+        if len(frames) == 1 and isinstance(frames[0], FixedRun):  # the common request: equal dense rows
+            decoded = decode_fixed_block(frames[0].payloads)  # in place, no bytes object per record
+        if decoded is None:
+            decoded = records_to_arrays([payload for f in frames for payload in f.to_bytes()])
+        features = decoded[0]
+    except DataFormatError as exc:  # RecordDecodeError included: names the record or byte offset
         raise bad_payload(str(exc)) from None
     require_finite(features)
     return features
