@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, free_port
 
 IMAGE_TAG = "smlocal:test"
 ENGINE_HINT = ('start one with: eval "$(../shared/ci/docker-up.sh python:3.11-slim '
@@ -96,10 +95,28 @@ def run_image(client, image: str, command, *, base: Path | None = None, env: dic
     return ContainerResult(int(status["StatusCode"]), logs, base)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def wait_for_http(url: str, what: str, *, alive: Callable[[], bool], logs: Callable[[], str], timeout: float,
+                  interval: float = 0.5) -> None:
+    """Poll GET ``url`` until it answers 200; fail with ``logs()`` once ``alive()`` is false or at ``timeout``."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if not alive():
+            raise AssertionError(f"{what} exited before answering {url}:\n{logs()[-4000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not answer {url} in {timeout} s:\n{logs()[-4000:]}")
+        time.sleep(interval)
+
+
+def python_probe(client, image: str, code: str) -> list[str]:
+    """``docker run IMAGE python -c CODE`` (it must exit 0); the lines it printed."""
+    result = run_image(client, image, ["python", "-c", code])
+    assert result.exit_code == 0, result.logs
+    return result.logs.strip().splitlines()
 
 
 @dataclass
@@ -117,38 +134,25 @@ def serve_image(client, image: str, model_dir: Path, *, env: dict | None = None,
                 ready_timeout: float = 120):
     """``docker run --network host -e SAGEMAKER_BIND_TO_PORT=P -v MODEL:/opt/ml/model:ro IMAGE serve``;
     yields a Server once ``/ping`` answers 200, stops it with SIGTERM (as SageMaker does) afterwards."""
-    import requests
-
     port = free_port()
     container = client.containers.run(
         image, "serve", detach=True, network_mode="host", working_dir=working_dir, user=_user(),
         environment={"SAGEMAKER_BIND_TO_PORT": str(port), **(env or {})},
         volumes={str(model_dir): {"bind": "/opt/ml/model", "mode": "ro"}})
     server = Server(f"http://127.0.0.1:{port}", container)
+
+    def alive() -> bool:
+        container.reload()
+        return container.status != "exited"
+
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            container.reload()
-            if container.status == "exited":
-                raise AssertionError(f"serve exited before answering /ping:\n{server.logs()[-4000:]}")
-            try:
-                if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"serve did not answer /ping in {ready_timeout} s:\n{server.logs()[-4000:]}")
-            time.sleep(0.5)
+        wait_for_http(f"{server.url}/ping", "serve", alive=alive, logs=server.logs, timeout=ready_timeout)
         yield server
     finally:
         with contextlib.suppress(Exception):
             container.stop(timeout=20)  # SIGTERM, SIGKILL after 20 s
             server.stopped_exit_code = int(container.wait(timeout=30)["StatusCode"])
         container.remove(force=True)
-
-
-def is_fifo(path: Path) -> bool:
-    return stat.S_ISFIFO(path.stat().st_mode)
 
 
 # ---------------------------------------------------------------- fixtures

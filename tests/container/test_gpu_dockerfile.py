@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.container.conftest import build_image, run_image
+from tests.container.conftest import build_image, python_probe, run_image
 from tests.helpers import REPO, write_config
 
 pytestmark = pytest.mark.container
@@ -50,9 +50,7 @@ def test_gpu_image_contents(docker_client, gpu_image):
              "print(shutil.which('train'), shutil.which('serve')); "
              "print([d.metadata['Name'] for d in md.distributions() if d.metadata['Name'].startswith('cupy')]); "
              "print(u.find_spec('mxnet') is None)")
-    result = run_image(docker_client, gpu_image, ["python", "-c", probe])
-    assert result.exit_code == 0, result.logs
-    version, entry_points, cupy_dists, no_mxnet = result.logs.strip().splitlines()[-4:]
+    *_, version, entry_points, cupy_dists, no_mxnet = python_probe(docker_client, gpu_image, probe)
     assert version == "(3, 11)"
     assert entry_points == "/opt/smlocal/container/train /opt/smlocal/container/serve"
     cuda_major = re.search(r"cuda:(\d+)\.", dockerfile_arg("CUDA_IMAGE")).group(1)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import requests
 
-from tests.container.conftest import run_image, serve_image
-from tests.helpers import REPO, FifoFeeder, write_config
+from tests.container.conftest import python_probe, run_image, serve_image
+from tests.helpers import REPO, FifoFeeder, channel, write_config
 
 pytestmark = pytest.mark.container
 MB = 1_000_000  # decimal megabytes, as `docker images` reports them
@@ -30,11 +30,6 @@ TARGET_MB = 700
 OFFICIAL_SLIM_MB = 135
 TRUTH = np.array([[0, 0, 0, 0], [10, 0, 0, 0], [0, 10, 0, 0], [0, 0, 10, 10]], dtype=np.float32)
 RECORDIO = "application/x-recordio-protobuf"
-
-
-def channel(content_type: str, mode: str = "File") -> dict:
-    return {"ContentType": content_type, "TrainingInputMode": mode, "S3DistributionType": "FullyReplicated",
-            "RecordWrapperType": "None"}
 
 
 def blobs(n: int, seed: int) -> np.ndarray:
@@ -164,9 +159,7 @@ def test_runtime_contents(docker_client, smlocal_image):
              "print(shutil.which('train'), shutil.which('serve')); "
              "print([m for m in ('pytest', 'sagemaker', 'grpc_tools') if u.find_spec(m)]); "
              "print([t for t in ('gcc', 'cc', 'g++', 'make') if shutil.which(t)])")
-    result = run_image(docker_client, smlocal_image, ["python", "-c", probe])
-    assert result.exit_code == 0, result.logs
-    versions, entry_points, test_only, compilers = result.logs.strip().splitlines()[-4:]
+    *_, versions, entry_points, test_only, compilers = python_probe(docker_client, smlocal_image, probe)
     assert versions.split() == [pins["mxnet"], pins["numpy"]]
     assert all(p.endswith(("/train", "/serve")) and p != "None" for p in entry_points.split()), entry_points
     assert test_only == "[]" and compilers == "[]", (test_only, compilers)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 
-from tests.container.conftest import free_port, run_image
-from tests.helpers import REPO, write_config
+from tests.container.conftest import run_image, wait_for_http
+from tests.helpers import REPO, free_port, write_config
 
 SCRIPT = REPO / "scripts" / "build_and_push.sh"
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -63,18 +63,8 @@ http:
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     host = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"docker-registry exited: {(root / 'registry.log').read_text()[-2000:]}")
-            try:
-                if requests.get(f"http://{host}/v2/", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("docker-registry did not answer /v2/ in 30 s")
-            time.sleep(0.2)
+        wait_for_http(f"http://{host}/v2/", "docker-registry", alive=lambda: proc.poll() is None,
+                      logs=(root / "registry.log").read_text, timeout=30, interval=0.2)
         yield host
     finally:
         proc.terminate()
@@ -112,7 +102,7 @@ def test_push_to_registry_then_pull_and_run(docker_client, smlocal_image, regist
     remote = f"{registry}/{name}"
     for ref in (f"{remote}:1", f"{remote}:latest", f"{name}:1", f"{name}:latest"):
         docker_client.images.remove(ref)
-    with pytest.raises(Exception):
+    with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(f"{remote}:1")
     pulled = docker_client.images.pull(remote, tag="1")
     try:

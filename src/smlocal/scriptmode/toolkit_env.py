@@ -57,6 +57,7 @@ def toolkit_environment(env: TrainingEnv, user_entry_point: str, module_dir: str
     paths = env.paths
     user_hps, framework_hps = split_hyperparameters(env.hyperparameters)
     channels = sorted(env.channels)
+    channel_dirs = {c: str(paths.channel_dir(c)) for c in channels}
     module_name = user_entry_point[:-3] if user_entry_point.endswith(".py") else user_entry_point
     resource = {"current_host": env.resources.current_host, "hosts": list(env.resources.hosts),
                 "network_interface_name": env.resources.network_interface_name}
@@ -85,16 +86,16 @@ def toolkit_environment(env: TrainingEnv, user_entry_point: str, module_dir: str
         "module_dir": module_dir,
         "user_entry_point": user_entry_point,
         "user_args": to_cmd_args(user_hps),
-        "framework_params": {k: v for k, v in framework_hps.items()},
+        "framework_params": framework_hps,
         "log_level": 20,
     }
     values["training_env"] = {
-        **{k: v for k, v in values.items() if k not in ("training_env",)},
-        "channel_input_dirs": {c: str(paths.channel_dir(c)) for c in channels},
+        **values,
+        "channel_input_dirs": channel_dirs,
         "hyperparameters": user_hps,
-        "additional_framework_parameters": values["framework_params"],
+        "additional_framework_parameters": framework_hps,
     }
     out = {f"SM_{env_name(k)}": _encode(v) for k, v in values.items()}
-    out.update({f"SM_CHANNEL_{env_name(c)}": str(paths.channel_dir(c)) for c in channels})
+    out.update({f"SM_CHANNEL_{env_name(c)}": d for c, d in channel_dirs.items()})
     out.update({f"SM_HP_{env_name(k)}": _encode(v) for k, v in user_hps.items()})
     return out
