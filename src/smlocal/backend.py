@@ -1,7 +1,8 @@
 """The array-backend seam: numpy on CPU, CuPy on a GPU, chosen once per job.
 
 Algorithms take an ``ArrayBackend`` and write their math against ``backend.xp``; they never test for
-a GPU themselves. ``to_host``/``to_device`` move arrays across the boundary.
+a GPU themselves. ``to_host``/``to_device`` move arrays across the boundary; ``to_numpy`` brings any
+numpy or CuPy array to the host where no backend is at hand.
 """
 from __future__ import annotations
 
@@ -26,12 +27,24 @@ class ArrayBackend:
         return self.num_gpus > 0
 
     def to_device(self, array: Any) -> Any:
+        """A host array on the backend; a scipy CSR matrix stays sparse (cupyx's CSR on a GPU)."""
+        import scipy.sparse as sp  # here: script mode imports this module only for nvidia_smi_count
+
+        if sp.issparse(array):
+            if self.name == "cupy":
+                import cupyx.scipy.sparse as cusparse
+
+                return cusparse.csr_matrix(array)
+            return array
         return self.xp.asarray(array)
 
     def to_host(self, array: Any) -> np.ndarray:
-        if self.name == "cupy":
-            return self.xp.asnumpy(array)
-        return np.asarray(array)
+        return to_numpy(array)
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """A numpy or CuPy array as a numpy array (CuPy's is copied to the host, numpy's returned as is)."""
+    return np.asarray(array.get() if hasattr(array, "get") else array)
 
 
 CPU = ArrayBackend(np, "numpy", 0)

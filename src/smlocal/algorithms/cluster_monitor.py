@@ -35,7 +35,7 @@ DRAIN_S = 2.0  # how long a failing coordinator keeps reading so its last messag
 class Failure:
     """What went wrong, about which host. ``message``: for ``failed`` the host's own failure text."""
 
-    kind: str  # "failed" | "lost" | "not_joined" | "unreachable"
+    kind: str  # "failed" | "lost" | "not_joined"
     host: str
     message: str
 

@@ -147,3 +147,11 @@ class Schema:
 def invalid(name: str, value: Any, accepts: str) -> CustomerError:
     """The built-ins' message for a value that passes its type check but not a cross-parameter rule."""
     return CustomerError(f"The value '{value}' is not valid for the '{name}' hyperparameter which accepts {accepts}")
+
+
+def dimension_error(channel: str, feature_dim: Any, data_dim: int) -> CustomerError:
+    """The built-ins' message for data whose width is not ``feature_dim`` (k-means and linear learner)."""
+    return CustomerError(
+        f"Incorrect configuration or {channel} dataset provided. The value of feature_dim hyperparameter "
+        f"'{feature_dim}' doesn't match {channel} data dimensionality '{data_dim}'. Please set feature_dim to "
+        f"the number of features in {channel} dataset.")

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from smlocal.algorithms.distributed import Cluster
-from smlocal.algorithms.hyperparameters import AUTO, Param, Schema
+from smlocal.algorithms.hyperparameters import AUTO, Param, Schema, dimension_error
 from smlocal.algorithms.kmeans_streaming import (
     KMEANS_PP,
     RANDOM,
@@ -127,11 +127,11 @@ def configure(env: TrainingEnv, log: logging.Logger) -> KMeansConfig:
              f"{provided}")
     values = SCHEMA.parse(provided)
     log.info(f"Final configuration: {({**defaults, **provided})}")
+    cfg = resolve_config(values)
     for name in ("extra_center_factor", "local_lloyd_num_trials"):
         if values[name] == AUTO:
-            resolved = AUTO_EXTRA_CENTER_FACTOR if name == "extra_center_factor" else AUTO_LOCAL_LLOYD_TRIALS
-            log.info(f"'{name}' was set to 'auto', evaluated to {resolved}.")
-    return resolve_config(values)
+            log.info(f"'{name}' was set to 'auto', evaluated to {getattr(cfg, name)}.")
+    return cfg
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -143,20 +143,12 @@ def _open_channel(env: TrainingEnv, name: str):
     return open_channel(env, name)
 
 
-def _dimension_error(channel: str, expected: int, got: int) -> CustomerError:
-    return CustomerError(
-        f"Incorrect configuration or {channel} dataset provided. The value of feature_dim hyperparameter "
-        f"'{expected}' doesn't match {channel} data dimensionality '{got}'. Please set feature_dim to the "
-        f"number of features in {channel} dataset."
-    )
-
-
 def _features(batch: Any, channel: str, feature_dim: int) -> Any:
     """The batch's feature matrix, after checking its width against ``feature_dim``."""
     features = batch.features
     if features.ndim != 2 or features.shape[1] != feature_dim:
         got = features.shape[1] if features.ndim == 2 else features.shape[-1]
-        raise _dimension_error(channel, feature_dim, got)
+        raise dimension_error(channel, feature_dim, got)
     return features
 
 
@@ -265,7 +257,8 @@ class FitResult:
     centers: np.ndarray  # (k, d) float32
     train_msd: float
     records: int  # rows processed over all epochs
-    timers: dict[str, float]  # ms
+    timers: dict[str, float]  # ms, the built-in's timer metrics
+    epochs_ms: float  # time of the passes over the data
 
 
 def _math_threads() -> int:
@@ -381,20 +374,14 @@ def _fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Repor
     train_msd = within / max(float(counts.sum()), 1e-300) + reduction.msd
     timers = {"initialize.time": init_ms, "update.time": update_s * 1000, "_shrink.time": shrink_ms,
               "finalize.time": (time.time() - finalize_start) * 1000}
-    timers["epochs.time"] = epochs_ms
-    return FitResult(reduction.centers, train_msd, records, timers)
+    return FitResult(reduction.centers, train_msd, records, timers, epochs_ms)
 
 
 def _merge_states(cluster: Cluster, centers: np.ndarray, counts: np.ndarray, within: float, rows: int, k: int,
                   log: logging.Logger) -> tuple[np.ndarray, np.ndarray, float]:
     """Every host's weighted centers and counts, in host order (the states are mergeable: the union of
     weighted centers summarises the union of the shards), and the summed within-center scatter."""
-    sizes = cluster.allgather(np.array([centers.shape[0]], dtype=np.int64)).ravel()
-    state = np.zeros((int(sizes.max()), centers.shape[1] + 1))  # [center | count], padded to the largest K
-    state[:centers.shape[0], :-1] = centers
-    state[:centers.shape[0], -1] = counts
-    gathered = cluster.allgather(state)
-    merged = np.concatenate([gathered[h, :sizes[h]] for h in range(cluster.size)])
+    merged = cluster.gather_rows(np.column_stack([centers, counts]))  # [center | count] rows of every host
     within_total, total_rows = cluster.allreduce_sum(np.array([within, rows], dtype=np.float64))
     log.info(f"collected the streaming states of {cluster.size} hosts from the kv store: {merged.shape[0]} "
              f"centers summarising {int(total_rows)} records")
@@ -505,10 +492,8 @@ def _train(env: TrainingEnv, cfg: KMeansConfig, cluster: Cluster, reporter: Repo
     serialize_start = time.time()
     if cluster.is_first:  # one model for the job: model_algo-1
         write_model(env, result.centers)
-    timers = dict(result.timers)
-    epochs_ms = timers.pop("epochs.time")
-    timers["model.serialize.time"] = (time.time() - serialize_start) * 1000
+    timers = {**result.timers, "model.serialize.time": (time.time() - serialize_start) * 1000}
     reporter.metrics({"epochs": float(cfg.epochs), **timers}, start)
-    log.info(f"Training finished: {result.records} records in {epochs_ms / 1000:.3f} s of epochs.")
+    log.info(f"Training finished: {result.records} records in {result.epochs_ms / 1000:.3f} s of epochs.")
     end = time.time()
     reporter.metrics({"totaltime": (end - start) * 1000, "setuptime": (setup_end - start) * 1000}, start, end)

@@ -52,8 +52,7 @@ def to_backend(backend: ArrayBackend, features: Any, force_dense: bool) -> Any:
     if sp.issparse(features):
         if force_dense:
             return backend.to_device(np.asarray(features.toarray(), dtype=np.float32))
-        csr = features.tocsr().astype(np.float32, copy=False)
-        return csr if backend.name == "numpy" else sparse_module(backend).csr_matrix(csr)
+        return backend.to_device(features.tocsr().astype(np.float32, copy=False))
     return backend.xp.asarray(features, dtype=backend.xp.float32)
 
 

@@ -26,8 +26,8 @@ from smlocal.algorithms import ll_config
 from smlocal.algorithms.distributed import Cluster
 from smlocal.algorithms.ll_checkpoint import fingerprint, load_state, save_state, state_path
 from smlocal.algorithms.ll_config import BINARY, MULTICLASS, REGRESSOR, SCHEMA, LLConfig, parsed_values, resolve
-from smlocal.algorithms.ll_data import (BatchSource, Preparer, check_labels, default_cache_budget,
-                                        dimension_error, peek_rows)
+from smlocal.algorithms.hyperparameters import dimension_error
+from smlocal.algorithms.ll_data import BatchSource, Preparer, check_labels, default_cache_budget, peek_rows
 from smlocal.algorithms.ll_losses import make_loss, objective_name
 from smlocal.algorithms.ll_metrics import binary_metrics, multiclass_metrics, regression_metrics
 from smlocal.algorithms.ll_model import EpochStats, ParallelLinear
@@ -37,7 +37,7 @@ from smlocal.algorithms.ll_selection import EarlyStopping, criterion_for, tune_t
 from smlocal.algorithms.ll_state import Best, State, from_checkpoint, start_state, to_checkpoint
 from smlocal.algorithms.ll_sync import GradientSync, merge_stats
 from smlocal.algorithms.reporting import Reporter
-from smlocal.backend import ArrayBackend, nvidia_smi_count, select_backend
+from smlocal.backend import ArrayBackend, nvidia_smi_count, select_backend, to_numpy
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError
 
@@ -48,13 +48,9 @@ CHANNELS = ("train", "validation", "test")
 
 
 def train(env: TrainingEnv) -> None:
-    job = _Job(env)
-    try:
-        job.run()
-    except BaseException as exc:
-        job.cluster.abort(exc)  # several hosts: report, tell the others, exit; one host: the entry point reports
-        raise
-    job.cluster.close()
+    job = _Job(env)  # the hyperparameters are checked before any host joins a cluster
+    with Cluster.from_env(env) as cluster:  # several hosts: the KVStore; a failure here ends every host
+        job.run(cluster)
 
 
 class _Job:
@@ -64,7 +60,7 @@ class _Job:
         self.log = self.reporter.log
         self.host = env.resources.current_host
         self.started = time.time()
-        self.cluster = Cluster((self.host,), self.host)  # the job's hosts once configured
+        self.cfg = self._configure()
 
     # ------------------------------------------------------------------ setup
     def _configure(self) -> LLConfig:
@@ -167,9 +163,8 @@ class _Job:
                               shift=state.scaler.mean / state.scaler.std, sync=sync)
 
     # ------------------------------------------------------------------ run
-    def run(self) -> None:
-        cfg = self.cfg = self._configure()
-        self.cluster = Cluster.from_env(self.env)
+    def run(self, cluster: Cluster) -> None:
+        cfg, self.cluster = self.cfg, cluster
         self.log.info("Process 1 is a worker.")
         backend = self._backend()
         self.sources = self._sources()
@@ -288,8 +283,8 @@ class _Job:
         try:
             for batch in batches:
                 Sv, L = single.evaluate(batch)
-                s = _host(Sv).reshape(len(batch), -1).astype(np.float64)
-                y, Lh = batch.y_raw, _host(L).reshape(-1).astype(np.float64)
+                s = to_numpy(Sv).reshape(len(batch), -1).astype(np.float64)
+                y, Lh = batch.y_raw, to_numpy(L).reshape(-1).astype(np.float64)
                 if limit is not None and rows + len(y) > limit:
                     keep = limit - rows
                     s, y, Lh = s[:keep], y[:keep], Lh[:keep]
@@ -367,10 +362,6 @@ class _Job:
         self.reporter.metrics({"finalize.time": (ser_start - fin_start) * 1000.0,
                                "model.serialize.time": (now - ser_start) * 1000.0,
                                "totaltime": (now - self.started) * 1000.0}, fin_start, now)
-
-
-def _host(a: Any) -> np.ndarray:
-    return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
 def _blas_threads(backend: ArrayBackend, flops_per_step: int):

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from smlocal.algorithms.hyperparameters import dimension_error
 from smlocal.algorithms.ll_config import BINARY, MULTICLASS
 from smlocal.algorithms.ll_model import PreparedBatch
 from smlocal.algorithms.ll_scaler import Scaler
@@ -72,13 +73,6 @@ def check_labels(labels: np.ndarray | None, predictor_type: str, num_classes: in
     return y
 
 
-def dimension_error(channel: str, feature_dim: Any, data_dim: int) -> CustomerError:
-    return CustomerError(
-        f"Incorrect configuration or {channel} dataset provided. The value of feature_dim hyperparameter "
-        f"'{feature_dim}' doesn't match {channel} data dimensionality '{data_dim}'. Please set feature_dim to "
-        f"the number of features in {channel} dataset.")
-
-
 class Preparer:
     """Turns data-plane batches into ``PreparedBatch`` objects for one job (scaler and device fixed)."""
 
@@ -108,7 +102,7 @@ class Preparer:
             Xs = X.tocsr().astype(np.float32, copy=True)
             if self._scales:
                 Xs.data *= self._inv_std[Xs.indices]
-            Xd, sparse = _sparse_to_device(self.backend, Xs), True
+            Xd, sparse = self.backend.to_device(Xs), True
         else:
             Xd = self.backend.to_device(np.asarray(X, dtype=np.float32))
             if self._shifts:
@@ -123,14 +117,6 @@ class Preparer:
         if self._class_weights is not None:
             w = xp.asarray(self._class_weights[y.astype(np.int64)].reshape(-1, 1))
         return PreparedBatch(X=Xd, y=xp.asarray(target.reshape(-1, 1)), y_raw=y, w=w, sparse=sparse)
-
-
-def _sparse_to_device(backend: ArrayBackend, X: sp.csr_matrix) -> Any:
-    if backend.name == "cupy":
-        import cupyx.scipy.sparse as csp  # only on GPU images
-
-        return csp.csr_matrix(X)
-    return X
 
 
 def peek_rows(batches: Iterator[Any], rows: int) -> list[Any]:

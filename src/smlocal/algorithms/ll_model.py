@@ -21,6 +21,7 @@ import numpy as np
 from smlocal.algorithms.ll_losses import Logistic, Loss
 from smlocal.algorithms.ll_optim import ParallelOptimizer
 from smlocal.algorithms.ll_selection import Criterion, ThresholdHistogram
+from smlocal.backend import to_numpy
 
 INIT_SEED = 7
 
@@ -135,12 +136,10 @@ class ParallelLinear:
     # ---- extraction ----
     def model_block(self, m: int) -> np.ndarray:
         """Model ``m``'s (d + 1, C) parameters on the host (normalised space)."""
-        block = self.P[:, m::self.M]
-        return np.array(block.get() if hasattr(block, "get") else block, dtype=np.float32)
+        return np.array(to_numpy(self.P[:, m::self.M]), dtype=np.float32)  # a copy: P keeps training
 
     def host_parameters(self) -> np.ndarray:
-        P = self.P
-        return np.array(P.get() if hasattr(P, "get") else P, dtype=np.float32)
+        return np.array(to_numpy(self.P), dtype=np.float32)
 
 
 class EpochStats:
@@ -163,17 +162,14 @@ class EpochStats:
             X, _ = Logistic()(self.xp, Sv, y, grad=False)
             self.xent_sum += X.sum(axis=0, dtype=self.xp.float64)
 
-    def _host(self, a) -> np.ndarray:
-        return np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)
-
     def objective(self) -> np.ndarray:
         """Mean loss of every model in the label's own units."""
-        return self._host(self.loss_sum) / max(self.rows, 1) * self.report_factor
+        return to_numpy(self.loss_sum) / max(self.rows, 1) * self.report_factor
 
     def criterion_values(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(value per model, threshold per model or None)."""
         if self.hist is not None:
-            return self.hist.values(self.criterion, to_host=self._host)
+            return self.hist.values(self.criterion)
         if self.xent_sum is not None:
-            return self._host(self.xent_sum) / max(self.rows, 1), None
+            return to_numpy(self.xent_sum) / max(self.rows, 1), None
         return self.objective(), None

@@ -29,10 +29,6 @@ class Scaler:
     def dim(self) -> int:
         return int(self.mean.shape[0])
 
-    @property
-    def shifts(self) -> bool:
-        return bool(np.any(self.mean != 0))
-
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Normalise dense host features (float32)."""
         return ((X - self.mean.astype(np.float32)) * (1.0 / self.std).astype(np.float32)).astype(np.float32)

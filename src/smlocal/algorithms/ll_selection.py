@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-THRESHOLD_CRITERIA = ("accuracy", "f_beta", "f1", "precision_at_target_recall", "recall_at_target_precision")
+from smlocal.backend import to_numpy
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,9 @@ class ThresholdHistogram:
         """The linear-output threshold of each cut (cut j predicts the top j bins)."""
         return self.LIMIT - np.arange(self.B + 1) * (2 * self.LIMIT / self.B)
 
-    def values(self, c: Criterion, to_host=np.asarray) -> tuple[np.ndarray, np.ndarray]:
+    def values(self, c: Criterion) -> tuple[np.ndarray, np.ndarray]:
         """(criterion value, threshold on the linear output) for every model."""
-        counts = to_host(self.counts).reshape(self.M, 2, self.B)[:, :, ::-1].astype(np.float64)
+        counts = to_numpy(self.counts).reshape(self.M, 2, self.B)[:, :, ::-1].astype(np.float64)
         zero = np.zeros((self.M, 1))
         fp = np.concatenate([zero, np.cumsum(counts[:, 0, :], axis=1)], axis=1)
         tp = np.concatenate([zero, np.cumsum(counts[:, 1, :], axis=1)], axis=1)

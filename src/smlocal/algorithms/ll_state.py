@@ -17,6 +17,7 @@ from smlocal.algorithms.ll_config import BINARY, MULTICLASS, LLConfig
 from smlocal.algorithms.ll_model import initial_parameters
 from smlocal.algorithms.ll_scaler import Scaler, fit_scaler
 from smlocal.algorithms.ll_spread import Spread, spread
+from smlocal.backend import to_numpy
 
 
 @dataclass
@@ -43,10 +44,6 @@ class State:
     early: dict | None = None
     best: Best | None = None
     notes: list[str] = field(default_factory=list)  # what to log about the sample
-
-    @property
-    def dim(self) -> int:
-        return int(self.P.shape[0]) - 1
 
 
 def start_state(cfg: LLConfig, features: Sequence[Any], labels: np.ndarray,
@@ -87,10 +84,6 @@ def start_state(cfg: LLConfig, features: Sequence[Any], labels: np.ndarray,
                  class_weights=class_weights, sparse=sparse, notes=notes)
 
 
-def _host(a: Any) -> np.ndarray:
-    return np.asarray(a.get() if hasattr(a, "get") else a)
-
-
 def to_checkpoint(state: State, P: Any, opt_t: int, opt_arrays: dict[str, Any], early: dict,
                   epochs_done: int, stopped: bool, fingerprint: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(meta, arrays) for ``ll_checkpoint.save_state``; device arrays are copied to the host."""
@@ -98,11 +91,11 @@ def to_checkpoint(state: State, P: Any, opt_t: int, opt_arrays: dict[str, Any], 
     meta = {"fingerprint": fingerprint, "epochs_done": epochs_done, "stopped": stopped, "t": opt_t,
             "sparse": state.sparse, "early": early,
             "best": None if best is None else {"epoch": best.epoch, "model": best.model, "value": best.value}}
-    arrays = {"P": _host(P), "scaler_mean": state.scaler.mean, "scaler_std": state.scaler.std,
+    arrays = {"P": to_numpy(P), "scaler_mean": state.scaler.mean, "scaler_std": state.scaler.std,
               "scaler_label": np.array([state.scaler.label_mean, state.scaler.label_std]),
               "class_weights": state.class_weights if state.class_weights is not None else np.zeros(0)}
     arrays.update({f"spread_{k}": v for k, v in state.spread.arrays().items()})
-    arrays.update({f"opt_{k}": _host(v) for k, v in opt_arrays.items()})
+    arrays.update({f"opt_{k}": to_numpy(v) for k, v in opt_arrays.items()})
     if best is not None:
         arrays["best_block"] = best.block
     return meta, arrays

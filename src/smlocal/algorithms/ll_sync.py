@@ -25,9 +25,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _host(a: Any) -> np.ndarray:
-    return np.asarray(a.get() if hasattr(a, "get") else a)
+from smlocal.backend import to_numpy
 
 
 class GradientSync:
@@ -40,7 +38,7 @@ class GradientSync:
     def __call__(self, g: Any, rows: int, active: bool = True) -> bool:
         """Replace ``g`` (in place) by the global mean gradient; False when no host is active any more."""
         buffer = self._buffer
-        np.multiply(_host(g).reshape(-1), np.float32(rows), out=buffer[:-2])
+        np.multiply(to_numpy(g).reshape(-1), np.float32(rows), out=buffer[:-2])
         buffer[-2] = rows
         buffer[-1] = 1.0 if active else 0.0
         total = self.cluster.allreduce_sum(buffer)
@@ -53,11 +51,11 @@ class GradientSync:
 def merge_stats(stats: Any, cluster: Any) -> None:
     """Sum one pass's ``EpochStats`` over the hosts, in place (one allreduce)."""
     xp = stats.xp
-    parts = [_host(stats.loss_sum).astype(np.float64), np.array([stats.rows], dtype=np.float64)]
+    parts = [to_numpy(stats.loss_sum).astype(np.float64), np.array([stats.rows], dtype=np.float64)]
     if stats.hist is not None:
-        parts.append(_host(stats.hist.counts).astype(np.float64))  # exact below 2**53
+        parts.append(to_numpy(stats.hist.counts).astype(np.float64))  # exact below 2**53
     if stats.xent_sum is not None:
-        parts.append(_host(stats.xent_sum).astype(np.float64))
+        parts.append(to_numpy(stats.xent_sum).astype(np.float64))
     total = cluster.allreduce_sum(np.concatenate(parts))
     M = stats.M
     stats.loss_sum = xp.asarray(total[:M])
