@@ -173,7 +173,7 @@ def loads_ndarrays(data: bytes) -> Union[list, dict]:
     if num_names:
         if len(set(names)) != len(names):
             raise NDArrayFormatError("duplicate array names")
-        return dict(zip(names, arrays))
+        return dict(zip(names, arrays, strict=False))
     return arrays
 
 

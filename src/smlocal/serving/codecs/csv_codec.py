@@ -49,7 +49,7 @@ def encode(columns: Columns) -> bytes:
     """One line per row: the columns in order, a multi-value column (multiclass score) expanded."""
     lists = [col.tolist() for col in columns.values()]
     lines = []
-    for values in zip(*lists):
+    for values in zip(*lists, strict=False):
         cells = []
         for v in values:
             if isinstance(v, list):

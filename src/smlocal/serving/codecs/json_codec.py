@@ -30,7 +30,7 @@ def rows(columns: Columns) -> list[dict]:
     """Per-row objects in column order; float32 values become the same doubles the built-ins print."""
     names = list(columns)
     lists = [col.tolist() for col in columns.values()]
-    return [dict(zip(names, values)) for values in zip(*lists)]
+    return [dict(zip(names, values, strict=False)) for values in zip(*lists, strict=False)]
 
 
 def encode(columns: Columns) -> bytes:
