@@ -16,8 +16,7 @@ import pytest
 from smlocal.errors import CustomerError, PlatformError
 from smlocal.runtime import s3
 from smlocal.runtime.s3 import S3Object
-from smlocal.runtime.s3_cache import (LogProgress, RichProgress, cache_paths, download_objects,
-                                      fetch_to_cache)
+from smlocal.runtime.s3_cache import LogProgress, RichProgress, cache_paths, fetch_to_cache, place
 from tests.helpers import REPO
 from tests.s3server import CuttingProxy, start_moto_server
 
@@ -26,6 +25,18 @@ pytest_plugins = ["tests.functional.conftest_s3"]  # fixtures: moto_server, s3_e
 
 def put(client, bucket_name: str, key: str, body: bytes) -> str:
     return client.put_object(Bucket=bucket_name, Key=key, Body=body)["ETag"].strip('"')
+
+
+def download_objects(objects, dest_dir, cache_dir, **kwargs) -> list:
+    """What File mode does with a host's objects: through the cache, then placed at their relpath."""
+    cached = fetch_to_cache(objects, cache_dir, **kwargs)
+    return [place(source, dest_dir / obj.name) for obj, source in zip(objects, cached, strict=True)]
+
+
+def read_stream(obj, client=None, chunk: int = 1 << 20) -> bytes:
+    """An object's bytes as a Pipe feeder reads them: chunk by chunk from ``open_object_stream``."""
+    with s3.open_object_stream(obj, client) as stream:
+        return b"".join(iter(lambda: stream.read(chunk), b""))
 
 
 def get_object_counter(client) -> list[str]:
@@ -179,7 +190,7 @@ def test_manifest_listing_reads_the_sdk_record_set_manifest(s3_env, bucket):
     for host in range(2):
         (mine,) = s3.shard_objects(objects, host, 2, "ShardedByS3Key")
         assert mine.relpath == f"matrix_{host}.pbr"
-        data = b"".join(s3.iter_object_chunks(mine, chunk_size=1000))
+        data = read_stream(mine, chunk=1000)
         rows += [list(r.features["values"].float32_tensor.values) for r in read_records(io.BytesIO(data))]
     np.testing.assert_array_equal(np.array(rows, dtype="float32"), features)
 
@@ -236,7 +247,7 @@ def test_file_mode_downloads_once_then_reuses_the_cache(s3_env, bucket, tmp_path
                              progress=lambda event, obj, n: events.append((event, n)), client=client)
     assert sorted(calls) == sorted(bodies)  # each object fetched exactly once
     assert [f.relative_to(tmp_path / "run1" / "train").as_posix() for f in files] == [o.relpath for o in objects]
-    for obj, path in zip(objects, files):
+    for obj, path in zip(objects, files, strict=True):
         assert path.read_bytes() == bodies[obj.key]
     assert ("plan", sum(len(b) for b in bodies.values())) in events
     assert sum(n for e, n in events if e == "bytes") == sum(len(b) for b in bodies.values())
@@ -249,7 +260,7 @@ def test_file_mode_downloads_once_then_reuses_the_cache(s3_env, bucket, tmp_path
                              progress=lambda event, obj, n: events2.append(event), client=client2)
     assert calls2 == []
     assert events2.count("cached") == len(bodies) and "bytes" not in events2
-    for obj, path in zip(objects, again):
+    for obj, path in zip(objects, again, strict=True):
         assert path.read_bytes() == bodies[obj.key]
         assert os.path.samefile(path, cache_paths(cache, obj)[0])  # hard-linked, no second copy
         assert not os.access(path, os.W_OK) or os.geteuid() == 0
@@ -278,11 +289,16 @@ def test_sharded_file_mode_across_two_hosts(s3_env, bucket, tmp_path):
     assert len(placed[0]) + len(placed[1]) == len(bodies)
 
 
-def test_download_refuses_two_objects_at_the_same_path(tmp_path):
+def test_file_mode_refuses_two_objects_at_the_same_path():
+    from smlocal.runtime.jobspec import ChannelSpec
+    from smlocal.runtime.sources import _one_per_path
+
+    ch = ChannelSpec("train", "s3://bkt/m.json", data_type="ManifestFile")
     a = S3Object("bkt", "x/a.csv", 1, "e1", "a.csv")
-    b = S3Object("bkt", "y/a.csv", 1, "e2", "a.csv")
-    with pytest.raises(CustomerError, match="would both be written"):
-        download_objects([a, b], tmp_path / "dest", tmp_path / "cache")
+    assert _one_per_path(ch, [a, a]) == [a]  # the same object listed twice is one file
+    with pytest.raises(CustomerError, match="x/a.csv and s3://bkt/y/a.csv would both be written to "
+                                            "input/data/train/a.csv"):
+        _one_per_path(ch, [a, S3Object("bkt", "y/a.csv", 1, "e2", "a.csv")])
 
 
 def test_progress_reporters(s3_env, bucket, tmp_path, caplog):
@@ -328,9 +344,7 @@ def test_streaming_read_of_a_multi_mb_object_equals_its_bytes(s3_env, bucket):
         while chunk := stream.read(777_777):
             rest += chunk
     assert first + bytes(rest) == body
-    chunks = list(s3.iter_object_chunks(obj, chunk_size=1 << 20))
-    assert max(map(len, chunks)) <= 1 << 20 and b"".join(chunks) == body
-    with s3.open_location(obj.uri) as by_uri:  # a bare URI (no listing) works too
+    with s3.open_object_stream(obj.uri) as by_uri:  # a bare URI (no listing) works too
         assert hashlib.sha256(by_uri.read()).digest() == hashlib.sha256(body).digest()
     with s3.open_object_stream(obj) as early:  # a consumer may stop early
         assert early.read(5) == body[:5]
@@ -342,12 +356,8 @@ def test_streams_compose_with_gzip_like_local_files(s3_env, bucket, tmp_path):
     text = b"".join(b"%d,%d\n" % (i, i * i) for i in range(50_000))
     put(s3_env.client(), bucket, "gz/part-0.csv.gz", gzip.compress(text))
     (obj,) = s3.list_channel_objects(f"s3://{bucket}/gz/")
-    with gzip.open(s3.open_location(obj), "rb") as unzipped:  # what a Pipe feeder does for Gzip
+    with gzip.open(s3.open_object_stream(obj), "rb") as unzipped:  # what a Pipe feeder does for Gzip
         assert unzipped.read() == text
-    local = tmp_path / "local.csv"
-    local.write_bytes(text)
-    with s3.open_location(local) as f:
-        assert f.read() == text
 
 
 def test_streaming_resumes_after_a_dropped_connection(s3_env, bucket, caplog):
@@ -357,7 +367,7 @@ def test_streaming_resumes_after_a_dropped_connection(s3_env, bucket, caplog):
     proxy = CuttingProxy(s3_env.endpoint_url, cut_after=(1 << 20) + 5)
     try:
         with caplog.at_level(logging.WARNING, logger="smlocal.runtime.s3"):
-            data = b"".join(s3.iter_object_chunks(obj, client=s3.make_client(proxy.endpoint_url)))
+            data = read_stream(obj, s3.make_client(proxy.endpoint_url))
     finally:
         proxy.close()
     assert proxy.cuts == 1 and data == body
@@ -391,33 +401,30 @@ def test_outputs_land_at_the_sagemaker_keys_and_come_back(s3_env, bucket, tmp_pa
     assert keys == ["results/kmeans-2024-01-01-00-00-00-000/output/model.tar.gz",
                     "results/kmeans-2024-01-01-00-00-00-000/output/output.tar.gz"]
 
-    # serve --model s3://.../model.tar.gz
-    (tmp_path / "serve").mkdir()
-    local = s3.download_to(uris["model.tar.gz"], tmp_path / "serve")  # a directory gets the base name
-    assert local == tmp_path / "serve" / "model.tar.gz"
-    assert s3.download_to(uris["model.tar.gz"], f"{tmp_path}/new-dir/") == tmp_path / "new-dir" / "model.tar.gz"
+    # serve --model s3://.../model.tar.gz: one object, through the download cache
+    model = s3.head_object(uris["model.tar.gz"])
+    assert (model.name, model.size) == ("model.tar.gz", (out / "model.tar.gz").stat().st_size)
+    (local,) = fetch_to_cache([model], tmp_path / "cache")
     assert local.read_bytes() == (out / "model.tar.gz").read_bytes()
     with tarfile.open(local) as tar:
         assert tar.getnames() == ["model_algo-1"]
     with pytest.raises(CustomerError, match=f"object 'results/missing.tar.gz' does not exist in bucket '{bucket}'"):
-        s3.download_to(f"s3://{bucket}/results/missing.tar.gz", tmp_path / "x.tar.gz")
+        s3.head_object(f"s3://{bucket}/results/missing.tar.gz")
     with pytest.raises(CustomerError, match="bucket 'smlocal-no-such-bucket' does not exist"):
-        s3.download_to("s3://smlocal-no-such-bucket/model.tar.gz", tmp_path / "x.tar.gz")
+        s3.head_object("s3://smlocal-no-such-bucket/model.tar.gz")
+    with pytest.raises(CustomerError, match="names a prefix, not an object"):
+        s3.head_object(f"s3://{bucket}/results/")
 
-    # single files and transform output directories
-    assert s3.upload_file(out / "output.tar.gz", f"s3://{bucket}/single/") == f"s3://{bucket}/single/output.tar.gz"
-    big = tmp_path / "big.bin"
-    big.write_bytes(np.random.default_rng(1).bytes(9 << 20))  # above the multipart threshold
-    assert s3.upload_file(big, f"s3://{bucket}/single/renamed.bin") == f"s3://{bucket}/single/renamed.bin"
-    assert s3.download_to(f"s3://{bucket}/single/renamed.bin", tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    # transform output directories (a large file goes up in parts)
     results = tmp_path / "transform-out"
     (results / "sub").mkdir(parents=True)
     (results / "a.csv.out").write_text("1\n")
-    (results / "sub" / "b.csv.out").write_text("2\n")
+    big = np.random.default_rng(1).bytes(9 << 20)  # above the multipart threshold
+    (results / "sub" / "b.csv.out").write_bytes(big)
     written = s3.upload_directory(results, f"s3://{bucket}/transform/out")
     assert written == [f"s3://{bucket}/transform/out/a.csv.out", f"s3://{bucket}/transform/out/sub/b.csv.out"]
     got = s3_env.client().get_object(Bucket=bucket, Key="transform/out/sub/b.csv.out")["Body"].read()
-    assert got == b"2\n"
+    assert got == big
 
 
 # ------------------------------------------------------------------------------------------- errors
@@ -454,7 +461,7 @@ def test_no_credentials(moto_server, monkeypatch, tmp_path):
         s3.list_channel_objects("s3://some-bucket/train/", channel="train")
     assert "no AWS credentials were found" in str(info.value) and "s3://some-bucket/train/" in str(info.value)
     with pytest.raises(CustomerError, match="no AWS credentials"):
-        s3.download_to("s3://some-bucket/model.tar.gz", tmp_path / "m.tar.gz")
+        s3.head_object("s3://some-bucket/model.tar.gz")
 
 
 def test_access_denied_from_a_server_enforcing_iam(monkeypatch, tmp_path):

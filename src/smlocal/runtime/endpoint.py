@@ -131,11 +131,8 @@ class Endpoint:
             if code is not None:
                 self.run.finish(2)
                 raise self._diagnosis(f"exited with code {code} before answering /ping")
-            try:
-                if request(self.port, "GET", "/ping", timeout=2).status == 200:
-                    return
-            except (ConnectionError, OSError, http.client.HTTPException):
-                pass
+            if self.ping():
+                return
             if time.monotonic() > deadline:
                 raise self._diagnosis(f"did not answer /ping on port {self.port} within {self.ready_timeout:.0f} s")
             time.sleep(0.2)

@@ -9,8 +9,6 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-_CHUNK = 1 << 20
-
 
 def collect_files(dirs: Iterable[Path]) -> dict[str, Path]:
     """Relative POSIX name -> file, merged over ``dirs``; on a name clash the first directory wins

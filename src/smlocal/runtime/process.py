@@ -18,7 +18,6 @@ from smlocal.runtime.plan import HostPlan
 from smlocal.runtime.runs import LineSink, Run
 
 
-
 def repo_container_dir() -> Path | None:
     """``container/`` of a source checkout (src/smlocal/runtime/ -> ../../../container), if present."""
     candidate = Path(__file__).resolve().parents[3] / "container"

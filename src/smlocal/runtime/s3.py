@@ -513,36 +513,11 @@ def open_object_stream(obj: S3Object | str, client=None, *, buffer_size: int = C
     return io.BufferedReader(raw, buffer_size=buffer_size)
 
 
-def iter_object_chunks(obj: S3Object | str, chunk_size: int = CHUNK, client=None) -> Iterator[bytes]:
-    """The object's bytes in chunks of at most ``chunk_size``; memory stays at one chunk."""
-    with open_object_stream(obj, client, buffer_size=chunk_size) as stream:
-        while True:
-            chunk = stream.read(chunk_size)
-            if not chunk:
-                return
-            yield chunk
-
-
-def open_location(location: str | os.PathLike | S3Object, client=None) -> BinaryIO:
-    """Open a channel object for reading, wherever it lives: a local path, an ``s3://`` URI or an
-    ``S3Object``. Lets the Pipe feeder stay agnostic of the source."""
-    if isinstance(location, S3Object) or is_s3_uri(location):
-        return open_object_stream(location, client)
-    return open(location, "rb")
-
-
 # ------------------------------------------------------------------------------------ up/downloads
 def _transfer_manager(client):
     from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
     return create_transfer_manager(client, TransferConfig(max_concurrency=8, use_threads=True))
-
-
-def _refine_not_found(client, uri: str, doing: str, exc: BaseException) -> SmlocalError:
-    """HeadObject answers a bare 404 for a missing bucket too: ask HeadBucket which one it is."""
-    if _is_missing_key(exc):
-        check_bucket(uri, client)
-    return translate_error(exc, uri, doing) or PlatformError(f"Cannot {doing} {uri}: {exc}")
 
 
 def head_object(uri: str, client=None) -> S3Object:
@@ -557,44 +532,10 @@ def head_object(uri: str, client=None) -> S3Object:
     except SmlocalError:
         raise
     except Exception as exc:
-        mapped = _refine_not_found(client, uri, "read", exc)
-        raise mapped from exc
+        if _is_missing_key(exc):  # HeadObject answers a bare 404 for a missing bucket too: ask HeadBucket
+            check_bucket(uri, client)
+        raise (translate_error(exc, uri, "read") or PlatformError(f"Cannot read {uri}: {exc}")) from exc
     return S3Object(bucket, key, int(head["ContentLength"]), _etag(head.get("ETag")), PurePosixPath(key).name)
-
-
-def download_to(uri: str, dest_path: str | os.PathLike, client=None) -> Path:
-    """Download one object (``s3://bucket/key``, e.g. a model.tar.gz) to ``dest_path``; an existing
-    directory or a path ending in ``/`` receives the object's base name. The file appears atomically.
-    Prefixes (transform inputs) go through ``list_channel_objects`` + ``s3_cache.download_objects``."""
-    bucket, key = parse_s3_uri(uri)
-    if not key or key.endswith("/"):
-        raise CustomerError(f"{uri} names a prefix, not an object; give the S3 URI of a single object.")
-    dest = Path(dest_path)
-    if dest.is_dir() or str(dest_path).endswith(("/", os.sep)):
-        dest = dest / PurePosixPath(key).name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    client = _client(client)
-    try:
-        with _transfer_manager(client) as manager:
-            manager.download(bucket, key, str(dest)).result()
-    except SmlocalError:
-        raise
-    except Exception as exc:
-        mapped = _refine_not_found(client, uri, "download", exc)
-        raise mapped from exc
-    return dest
-
-
-def upload_file(path: str | os.PathLike, uri: str, client=None) -> str:
-    """Upload a local file to ``uri`` (multipart for large files); a URI ending in ``/`` receives the
-    file's name. Returns the object's URI."""
-    path = Path(path)
-    if not path.is_file():
-        raise CustomerError(f"Cannot upload {path}: it is not a file.")
-    if uri.endswith("/") or not parse_s3_uri(uri)[1]:
-        uri = join_s3(uri, path.name)
-    _upload_many(_client(client), [(path, uri)])
-    return uri
 
 
 def _upload_many(client, pairs: Sequence[tuple[Path, str]]) -> None:

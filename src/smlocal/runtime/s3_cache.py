@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from smlocal.errors import CustomerError, PlatformError
+from smlocal.runtime.progress import human_bytes
 from smlocal.runtime.s3 import CHUNK, S3Object, make_client, s3_errors
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def fetch_to_cache(objects: Sequence[S3Object], cache_dir: str | os.PathLike | N
             reporter.close()
     log.info("S3: %d object(s), %d reused from the cache, %d downloaded (%s) in %.1f s",
              len(unique), len(unique) - len(missing), len(missing),
-             _human(sum(o.size for o in missing)), time.monotonic() - started)
+             human_bytes(sum(o.size for o in missing)), time.monotonic() - started)
     return [paths[obj.uri] for obj in objects]
 
 
@@ -171,33 +172,7 @@ def place(source: Path, dest: Path) -> Path:
     return dest
 
 
-def download_objects(objects: Sequence[S3Object], dest_dir: str | os.PathLike,
-                     cache_dir: str | os.PathLike | None = None, max_workers: int = 8,
-                     progress: ProgressCallback | None = None, *, client=None) -> list[Path]:
-    """File mode: ``objects`` into ``dest_dir`` at their ``relpath`` (key below the channel prefix),
-    through the cache (see ``fetch_to_cache``). Returns the placed files, in the order given.
-
-    Two different objects with the same relative path are a CustomerError (one would hide the other)."""
-    dest_dir = Path(dest_dir)
-    owners: dict[str, str] = {}
-    for obj in objects:
-        owner = owners.setdefault(obj.name, obj.uri)
-        if owner != obj.uri:
-            raise CustomerError(f"{owner} and {obj.uri} would both be written to {dest_dir / obj.name}; "
-                                "rename one of them or give a narrower prefix.")
-    cached = fetch_to_cache(objects, cache_dir, max_workers=max_workers, progress=progress, client=client)
-    return [place(source, dest_dir / obj.name) for obj, source in zip(objects, cached)]
-
-
 # ----------------------------------------------------------------------------------------- progress
-def _human(nbytes: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if nbytes < 1024 or unit == "GB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-    return f"{nbytes:.1f} TB"  # pragma: no cover
-
-
 class LogProgress:
     """Plain log lines: one per object downloaded, with running totals (for logs, CI, pipes)."""
 
@@ -205,19 +180,17 @@ class LogProgress:
         self._log = logger or log
         self._lock = threading.Lock()
         self._total = self._done = 0
-        self._objects = 0
 
     def __call__(self, event: str, obj: S3Object | None, nbytes: int) -> None:
         with self._lock:
             if event == "plan":
                 self._total = nbytes
             elif event == "cached":
-                self._log.debug("S3: %s is up to date in the cache (%s)", obj.uri, _human(nbytes))
+                self._log.debug("S3: %s is up to date in the cache (%s)", obj.uri, human_bytes(nbytes))
             elif event == "done":
                 self._done += nbytes
-                self._objects += 1
-                self._log.info("S3: downloaded %s (%s) [%s / %s]", obj.uri, _human(nbytes),
-                               _human(self._done), _human(self._total))
+                self._log.info("S3: downloaded %s (%s) [%s / %s]", obj.uri, human_bytes(nbytes),
+                               human_bytes(self._done), human_bytes(self._total))
 
 
 class RichProgress:
