@@ -103,8 +103,8 @@ class RecordingBackend(ProcessBackend):
         super().__init__()
         self.runs: dict = {}
 
-    def start_training(self, host, on_line):
-        run = super().start_training(host, on_line)
+    def start_training(self, host, on_line, **options):
+        run = super().start_training(host, on_line, **options)
         self.runs[host.host] = run
         return run
 

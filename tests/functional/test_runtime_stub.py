@@ -252,3 +252,19 @@ def test_broken_pipe_data_fails_the_job(tmp_path, backend):
     assert result.status == "Failed" and result.exit_code == 2
     assert result.failure_reason.startswith("Customer Error: File ") and "part-0.gz" in result.failure_reason
     assert "not valid gzip" in result.failure_reason
+
+
+def test_container_entrypoint_runs_on_the_process_backend_too(tmp_path):
+    """A job's ContainerEntrypoint/ContainerArguments replace the program, as `docker run --entrypoint` does."""
+    script = tmp_path / "entry.py"
+    script.write_text("import os, sys\n"
+                      "open(os.path.join(os.environ['SAGEMAKER_BASE_DIR'], 'model', 'args.txt'), 'w')"
+                      ".write(' '.join(sys.argv[1:]))\n")
+    body = {"TrainingJobName": "entry", "AlgorithmSpecification": {
+                "TrainingImage": "stub:1", "TrainingInputMode": "File",
+                "ContainerEntrypoint": [sys.executable, str(script)], "ContainerArguments": ["--mode", "fast"]},
+            "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")}}
+    result = run_training(parse_job(body), ProcessBackend(), Display(live=False, stream=io.StringIO()))
+    assert result.status == "Completed", result.failure_reason
+    with tarfile.open(result.model_artifacts) as tar:
+        assert tar.extractfile("args.txt").read() == b"--mode fast"

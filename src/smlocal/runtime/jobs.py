@@ -331,11 +331,8 @@ def run_training(spec: JobSpec, backend, display: Display | None = None, stop_gr
         display.message(f"training job {spec.job_name}: {spec.instance_count} host(s), backend {backend.name}, "
                         f"logs in {plan.logs_dir}")
         for host in plan.hosts:
-            if backend.name == "docker":
-                runs[host.host] = backend.start_training(host, sink, job_name=spec.job_name,
-                                                         entrypoint=spec.entrypoint)
-            else:
-                runs[host.host] = backend.start_training(host, sink)
+            runs[host.host] = backend.start_training(host, sink, job_name=spec.job_name,
+                                                     entrypoint=spec.entrypoint)
         deadline = started + spec.max_runtime if spec.max_runtime else None
         outcome = _monitor(plan, runs, pipes, stop_grace, display, deadline)
     except KeyboardInterrupt:

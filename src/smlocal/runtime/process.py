@@ -97,9 +97,12 @@ class ProcessBackend:
     def prepare(self, host: HostPlan) -> None:
         materialize(host, mounts_as="symlink")
 
-    def start_training(self, host: HostPlan, on_line: LineSink) -> ProcessRun:
+    def start_training(self, host: HostPlan, on_line: LineSink, job_name: str = "job",
+                       entrypoint: Sequence[str] | None = None) -> ProcessRun:
+        """``entrypoint``: the job's ContainerEntrypoint + ContainerArguments, run as given (as Docker does)."""
         env = {**os.environ, **host.env, "SAGEMAKER_BASE_DIR": host.root}
-        return ProcessRun(host.host, entry_command("train", self.program), env, on_line, cwd=host.root)
+        command = list(entrypoint) if entrypoint else entry_command("train", self.program)
+        return ProcessRun(host.host, command, env, on_line, cwd=host.root)
 
     def start_serving(self, root: Path, port: int, env: Mapping[str, str], on_line: LineSink,
                       name: str = "endpoint") -> ProcessRun:
