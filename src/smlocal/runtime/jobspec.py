@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from smlocal.errors import CustomerError
+from smlocal.scriptmode.toolkit_env import decode_value, program_name
 from smlocal.runtime.s3 import DATA_TYPES, MANIFEST_NAME, is_s3_uri, parse_s3_uri
 
 ALGORITHMS = ("kmeans", "linear-learner")
@@ -264,7 +265,7 @@ def _parse_channel(entry: Any, path: str, job_mode: str, base: Path | None) -> C
 
 def is_script_mode(hyperparameters: Mapping[str, str], environment: Mapping[str, str]) -> bool:
     """A user script is named (the SDK's sagemaker_program hyperparameter or SAGEMAKER_PROGRAM)."""
-    return "sagemaker_program" in hyperparameters or bool(environment.get("SAGEMAKER_PROGRAM"))
+    return program_name(hyperparameters, environment) is not None
 
 
 def script_source(hyperparameters: Mapping[str, str], base: Path | None = None) -> str | None:
@@ -272,10 +273,7 @@ def script_source(hyperparameters: Mapping[str, str], base: Path | None = None) 
     raw = hyperparameters.get("sagemaker_submit_directory")
     if raw is None:
         return None
-    try:
-        location = json.loads(raw)
-    except ValueError:
-        location = raw
+    location = decode_value(raw)
     path = "HyperParameters.sagemaker_submit_directory"
     if not isinstance(location, str) or location.startswith("s3://"):
         raise _err(path, f"{raw!r}: give a local directory or .tar.gz (S3 code locations are not fetched).")

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from smlocal.environment import TrainingEnv
 
 SAGEMAKER_PREFIX = "sagemaker_"
+PROGRAM_ENV = "SAGEMAKER_PROGRAM"
 
 
 def decode_value(raw: str) -> Any:
@@ -21,6 +22,15 @@ def decode_value(raw: str) -> Any:
         return json.loads(raw)
     except (TypeError, ValueError):
         return raw
+
+
+def program_name(hyperparameters: Mapping[str, str], environ: Mapping[str, str]) -> str | None:
+    """The user program a job names (``SAGEMAKER_PROGRAM``, else the SDK's ``sagemaker_program``), or None
+    when it runs a built-in algorithm."""
+    if environ.get(PROGRAM_ENV):
+        return environ[PROGRAM_ENV]
+    raw = hyperparameters.get("sagemaker_program")
+    return str(decode_value(raw)) if raw is not None else None
 
 
 def split_hyperparameters(raw: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -22,20 +22,16 @@ from smlocal.archives import safe_extract
 from smlocal.backend import nvidia_smi_count
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError, ExecuteUserScriptError
-from smlocal.scriptmode.toolkit_env import decode_value, split_hyperparameters, to_cmd_args, toolkit_environment
+from smlocal.scriptmode.toolkit_env import (decode_value, program_name, split_hyperparameters, to_cmd_args,
+                                           toolkit_environment)
 
 log = logging.getLogger("smlocal")
-PROGRAM_ENV = "SAGEMAKER_PROGRAM"
 STDERR_TAIL_LINES = 20
 
 
 def requested_program(env: TrainingEnv, environ: Mapping[str, str] | None = None) -> str | None:
     """The user program's name, or None when the job runs a built-in algorithm."""
-    environ = os.environ if environ is None else environ
-    if environ.get(PROGRAM_ENV):
-        return environ[PROGRAM_ENV]
-    raw = env.hyperparameters.get("sagemaker_program")
-    return str(decode_value(raw)) if raw is not None else None
+    return program_name(env.hyperparameters, os.environ if environ is None else environ)
 
 
 def stage_code(env: TrainingEnv) -> Path:
