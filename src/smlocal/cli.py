@@ -35,7 +35,6 @@ def _setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("smlocal")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,8 +36,19 @@ def test_backend_choice_without_an_engine(monkeypatch):
         choose_backend("docker", "smlocal:test")
 
 
-def test_errors_become_messages_and_exit_codes(tmp_path, capsys):
+@pytest.fixture
+def cli_main():
+    """cli.main in-process; its handler (bound to the captured stderr) is removed afterwards."""
+    import logging
+
     from smlocal.cli import main
+
+    yield main
+    logging.getLogger("smlocal").handlers.clear()
+
+
+def test_errors_become_messages_and_exit_codes(tmp_path, capsys, cli_main):
+    main = cli_main
 
     assert main(["train", "--algorithm", "kmeans", "--channel", f"train={tmp_path / 'missing'}",
                  "--output", str(tmp_path)]) == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-import os
 import shutil
 import signal
 import socket
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from smlocal.archives import safe_extract
+from smlocal.artifacts.files import atomic_write_bytes
 from smlocal.errors import CustomerError, SmlocalError, exit_code_for, failure_text
 from smlocal.runtime import packaging, sources
 from smlocal.runtime.jobspec import JobSpec
@@ -89,10 +89,7 @@ def _now() -> str:
 
 
 def write_record(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=False) + "\n").encode())
 
 
 def read_record(target: str | Path, output_root: str | Path | None = None) -> dict:

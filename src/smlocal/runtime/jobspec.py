@@ -430,16 +430,12 @@ def list_channel_files(source: str) -> list[tuple[str, str]]:
     A file source is a single object; a directory source is every file below it. Hidden files and
     directories (``.name``) are skipped, as editors and OSes leave them behind.
     """
+    from smlocal.data.channels import data_files  # the container's own rule, so both sides agree
+
     root = Path(source)
     if root.is_file():
         return [(root.name, str(root))]
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        found.append((rel.as_posix(), str(path)))
-    return sorted(found)
+    return [(path.relative_to(root).as_posix(), str(path)) for path in data_files(root)]
 
 
 # --------------------------------------------------------------------------------------- from flags

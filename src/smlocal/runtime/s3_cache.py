@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Sequence
 
+from smlocal.artifacts.files import atomic_write_bytes
 from smlocal.errors import CustomerError, PlatformError
 from smlocal.runtime.progress import human_bytes
 from smlocal.runtime.s3 import CHUNK, S3Object, make_client, s3_errors
@@ -66,12 +67,6 @@ def cached_file(cache_dir: str | os.PathLike, obj: S3Object) -> Path | None:
     return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _fetch(client, obj: S3Object, cache_dir: Path, progress: ProgressCallback, attempts: int = 3) -> Path:
     """Download ``obj`` into the cache (If-Match its listed ETag) and record it in the index.
 
@@ -98,7 +93,7 @@ def _fetch(client, obj: S3Object, cache_dir: Path, progress: ProgressCallback, a
                                     f"{obj.size}. The object changed after the job started; rerun.")
             os.chmod(tmp, 0o444)  # hard links share the inode: nobody may edit the cached bytes in place
             os.replace(tmp, data)
-            _atomic_write(meta, json.dumps({"uri": obj.uri, "size": obj.size, "etag": obj.etag,
+            atomic_write_bytes(meta, json.dumps({"uri": obj.uri, "size": obj.size, "etag": obj.etag,
                                             "downloaded": time.time()}).encode("utf-8"))
             break
         except PlatformError as exc:
