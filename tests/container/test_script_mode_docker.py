@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import tarfile
 
-import numpy as np
 import pytest
 
 from smlocal.runtime import docker as docker_backend
@@ -20,14 +19,7 @@ EXAMPLE = REPO / "examples" / "sklearn"
 
 
 def test_sklearn_script_trains_and_serves_in_the_image(smlocal_image, tmp_path):
-    rng = np.random.default_rng(5)
-    X = rng.normal(size=(300, 3))
-    y = (X @ np.array([1.5, -2.0, 0.5]) > 0).astype(float)
-    train = tmp_path / "train"
-    train.mkdir()
-    np.savetxt(train / "part-0.csv", np.column_stack([y, X]), delimiter=",", fmt="%.6f")
-
-    spec = spec_from_flags(algorithm=None, image=smlocal_image, channels=[f"train={train}"],
+    spec = spec_from_flags(algorithm=None, image=smlocal_image, channels=[f"train={EXAMPLE / 'data'}"],
                            content_types=["train=text/csv"], hyperparameters=["C=0.5"],
                            output=str(tmp_path / "out"), job_name="sk-docker",
                            entry_point="train.py", source_dir=str(EXAMPLE))

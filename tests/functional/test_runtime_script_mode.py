@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tarfile
 
-import numpy as np
 
 from smlocal.runtime.endpoint import Endpoint
 from smlocal.runtime.process import ProcessBackend
@@ -19,16 +18,6 @@ EXAMPLE = REPO / "examples" / "sklearn"
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "smlocal", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
-
-
-def _train_csv(tmp_path):
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(300, 3))
-    y = (X @ np.array([1.5, -2.0, 0.5]) > 0).astype(float)
-    folder = tmp_path / "train"
-    folder.mkdir()
-    np.savetxt(folder / "part-0.csv", np.column_stack([y, X]), delimiter=",", fmt="%.6f")
-    return folder
 
 
 def _serve_with_handlers(model_tar, tmp_path):
@@ -46,7 +35,7 @@ def _serve_with_handlers(model_tar, tmp_path):
 
 
 def test_entry_point_and_source_dir_flags(tmp_path):
-    train = _train_csv(tmp_path)
+    train = EXAMPLE / "data"  # the example's own labelled CSV
     cli = _cli("train", "--entry-point", "train.py", "--source-dir", str(EXAMPLE), "--channel", f"train={train}",
                "--content-type", "train=text/csv", "--hp", "C=0.5", "--output", str(tmp_path / "out"),
                "--job-name", "sk", "--backend", "process")
@@ -62,7 +51,7 @@ def test_entry_point_and_source_dir_flags(tmp_path):
 
 def test_job_json_with_sdk_hyperparameters_and_a_tarball(tmp_path):
     """As the SDK writes a framework job: JSON-encoded sagemaker_program and a sourcedir.tar.gz."""
-    train = _train_csv(tmp_path)
+    train = EXAMPLE / "data"  # the example's own labelled CSV
     sourcedir = tmp_path / "sourcedir.tar.gz"
     with tarfile.open(sourcedir, "w:gz") as tar:
         tar.add(EXAMPLE / "train.py", arcname="train.py")
