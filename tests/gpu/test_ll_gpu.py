@@ -44,7 +44,7 @@ def _run(backend, X, y, predictor, loss_name, C, sparse):
     P = initial_parameters(X.shape[1], M * C, method="uniform", scale=0.07, sigma=0.01, bias=0.0, use_bias=True)
     xp = backend.xp
     model = ParallelLinear(xp, xp.asarray(P), M, C, make_loss(loss_name),
-                           ParallelOptimizer(xp, "adam", P.shape, hypers), shift=scaler.mean / scaler.std)
+                           ParallelOptimizer(xp, "adam", P.shape, hypers), shift=scaler.shift)
     crit = criterion_for(predictor, "accuracy", "objective")
     stats = EpochStats(xp, M, crit, binary=predictor == "binary_classifier")
     for _ in range(2):

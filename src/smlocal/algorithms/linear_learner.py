@@ -160,7 +160,7 @@ class _Job:
         return ParallelLinear(xp, xp.asarray(state.P.astype(np.float32)), cfg.num_models, cfg.outputs,
                               self.train_loss, optimizer,
                               pos_weight=state.spread.pos_weight if cfg.predictor_type == BINARY else None,
-                              shift=state.scaler.mean / state.scaler.std, sync=sync)
+                              shift=state.scaler.shift, sync=sync)
 
     # ------------------------------------------------------------------ run
     def run(self, cluster: Cluster) -> None:
@@ -326,7 +326,7 @@ class _Job:
         fin_start = time.time()
         cfg, state, best, criterion = self.cfg, self.state, self.state.best, self.criterion
         xp, C = backend.xp, cfg.outputs
-        single = ParallelLinear(xp, xp.asarray(best.block), 1, C, self.train_loss)
+        single = ParallelLinear(xp, xp.asarray(best.block), 1, C, self.train_loss, shift=state.scaler.shift)
         threshold = 0.0 if cfg.loss == "hinge_loss" else 0.5
         val = self._collect(self.sources["validation"], single) if "validation" in self.sources else None
         if cfg.predictor_type == BINARY and criterion.kind == "threshold":

@@ -29,6 +29,11 @@ class Scaler:
     def dim(self) -> int:
         return int(self.mean.shape[0])
 
+    @property
+    def shift(self) -> np.ndarray:
+        """``mean / std``: what the model subtracts from sparse batches, which reach it unshifted."""
+        return self.mean / self.std
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Normalise dense host features (float32)."""
         return ((X - self.mean.astype(np.float32)) * (1.0 / self.std).astype(np.float32)).astype(np.float32)
