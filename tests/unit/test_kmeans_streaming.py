@@ -12,11 +12,12 @@ from smlocal.algorithms.kmeans_streaming import (
     center_sums,
     init_centers,
     nearest,
+    one_hot_sums,
     reduce_centers,
     squared_distances,
     to_backend,
 )
-from smlocal.backend import CPU
+from smlocal.backend import CPU, ArrayBackend
 
 
 def brute_nearest(X, C):
@@ -59,6 +60,39 @@ def test_nearest_and_center_sums_match_brute_force():
     sums = center_sums(CPU, X, labels, 12)
     want = np.stack([X[labels == j].astype(np.float64).sum(0) for j in range(12)])
     np.testing.assert_allclose(sums, want, rtol=1e-5, atol=1e-4)
+
+
+def test_one_hot_sums_match_the_indicator_product(monkeypatch):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 6)).astype(np.float32)
+    labels = rng.integers(0, 9, 500)
+    norms = (X.astype(np.float64) ** 2).sum(1)
+    monkeypatch.setattr("smlocal.algorithms.kmeans_streaming.ONE_HOT_ELEMENTS", 9 * 64)  # 8 blocks of 64 rows
+    sums, weighted = one_hot_sums(CPU, X, labels, 9, norms)
+    np.testing.assert_allclose(sums, center_sums(CPU, X, labels, 9), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(weighted, np.bincount(labels, weights=norms, minlength=9), rtol=1e-12)
+    assert one_hot_sums(CPU, None, labels, 9, norms)[0] is None
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gpu_branch_takes_the_same_steps(sparse):
+    """The GPU's choices (one-hot sums, whole-batch scoring) run here on numpy arrays: same counts, same
+    centers. tests/gpu runs them with CuPy."""
+    X, _ = blobs(3000, [[0, 0, 0, 0], [6, 6, 0, 0], [0, 6, 6, -6]], 1.0, seed=4)
+    if sparse:
+        X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0).astype(np.float32))
+    gpu_choices = ArrayBackend(np, "numpy", num_gpus=1)
+    assert gpu_choices.is_gpu
+    states = []
+    for backend in (CPU, gpu_choices):
+        state = StreamingKMeans.start(init_centers(X[:500], 12, "kmeans++", seed=0), backend, 0, shift=not sparse)
+        for start in range(0, 3000, 500):
+            state.update(to_backend(backend, X[start:start + 500], force_dense=not sparse))
+        states.append((*state.host_state(), state.within_ssd()))
+    (c_cpu, n_cpu, ssd_cpu), (c_gpu, n_gpu, ssd_gpu) = states
+    np.testing.assert_array_equal(n_gpu, n_cpu)
+    np.testing.assert_allclose(c_gpu, c_cpu, rtol=1e-5, atol=1e-5)
+    assert ssd_gpu == pytest.approx(ssd_cpu, rel=1e-5)
 
 
 @pytest.mark.parametrize("half_life", [0, 250])

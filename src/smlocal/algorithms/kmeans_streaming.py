@@ -9,7 +9,8 @@ Three steps, each testable on arrays alone:
    ``p = n_new / (n_old + n_new)`` -- so after a pass every center is the count-weighted mean of the points
    it took. Assignments cost one matrix product per batch: ``[x, 1] @ [-2c, ||c||^2]^T`` gives
    ``||x - c||^2 - ||x||^2`` directly (the ``||x||^2`` term does not change the argmin), reduced by argmin
-   in cache-sized row blocks. Per-center sums are one sparse indicator-matrix product. No Python loop
+   in cache-sized row blocks. Per-center sums are one sparse indicator-matrix product (one-hot dense
+   products on a GPU, whose results then repeat bit for bit). No Python loop
    runs over points or centers, and CSR input stays sparse. Dense batches are shifted by a fixed origin
    (the mean of the initial centers) on the way: distances do not change, but ``||x||^2`` no longer
    dwarfs them, so float32 products stay precise for data far from zero.
@@ -17,8 +18,8 @@ Three steps, each testable on arrays alone:
    (local Lloyd), best of ``trials`` seeded runs by weighted inertia.
 
 Every array operation goes through an ``ArrayBackend`` (numpy or CuPy); the only backend-specific choices
-are which sparse module builds the indicator matrix (``sparse_module``) and the score block size
-(``block_elements``).
+are which sparse module builds the indicator matrix (``sparse_module``), how per-center sums are taken
+(``one_hot_sums`` on a GPU) and the score block size (``block_elements``).
 """
 from __future__ import annotations
 
@@ -95,6 +96,32 @@ def center_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int) ->
     if is_sparse(sums):
         sums = sums.toarray()
     return xp.asarray(sums, dtype=xp.float64)
+
+
+ONE_HOT_ELEMENTS = 1 << 24  # 64 MB of float32 one-hot rows per product
+
+
+def one_hot_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int,
+                 weights: Any = None) -> tuple[Any, Any]:
+    """(K, d) sums of dense rows per center and (K,) sums of ``weights``, float64, as one-hot products.
+
+    The GPU's choice: cuSPARSE's transposed products and CuPy's weighted ``bincount`` (atomic adds)
+    round differently from run to run, while a dense product (cuBLAS) gives the same bits every run, so
+    the same job trains the same model. ``x=None`` gives the weight sums alone (sparse batches).
+    """
+    xp = backend.xp
+    n = int(labels.shape[0])
+    ids = xp.arange(num_centers, dtype=labels.dtype)
+    sums = None if x is None else xp.zeros((num_centers, x.shape[1]), dtype=xp.float64)
+    weighted = None if weights is None else xp.zeros(num_centers, dtype=xp.float64)
+    step = max(1, ONE_HOT_ELEMENTS // max(num_centers, 1))
+    for start in range(0, n, step):  # blocks in a fixed order: the total is as repeatable as each product
+        one_hot = labels[start:start + step, None] == ids[None, :]
+        if sums is not None:
+            sums += one_hot.T.astype(xp.float32) @ x[start:start + step]
+        if weighted is not None:
+            weighted += one_hot.T.astype(xp.float64) @ weights[start:start + step]
+    return sums, weighted
 
 
 def init_centers(features: np.ndarray | sp.csr_matrix, num_centers: int, method: str, seed: int) -> np.ndarray:
@@ -211,6 +238,17 @@ class StreamingKMeans:
         xp.subtract(x, self._origin32, out=rows[:, :d])
         return rows
 
+    def _sums(self, data: Any, labels: Any, row_norms: Any) -> tuple[Any, Any]:
+        """Per center: the sum of ``data``'s rows assigned to it and the sum of their ``row_norms``."""
+        xp, K = self.backend.xp, self.num_centers
+        row_norms = row_norms.astype(xp.float64)
+        if not self.backend.is_gpu:
+            return center_sums(self.backend, data, labels, K), xp.bincount(labels, weights=row_norms, minlength=K)
+        if is_sparse(data):  # sparse rows stay with cuSPARSE; the norms' sums are made repeatable
+            return center_sums(self.backend, data, labels, K), one_hot_sums(self.backend, None, labels, K,
+                                                                             row_norms)[1]
+        return one_hot_sums(self.backend, data, labels, K, row_norms)
+
     def reset_epoch(self) -> None:
         self.rows = 0
 
@@ -224,15 +262,14 @@ class StreamingKMeans:
         if is_sparse(x) and self.origin is None:  # sparse math: the data keeps its zeros
             row_norms = row_sq_norms(self.backend, x)
             labels, _ = nearest(self.backend, x, self._centers32, self._norms, row_norms)
-            sums = center_sums(self.backend, x, labels, self.num_centers)
+            sums, new_sq = self._sums(x, labels, row_norms)
         else:
             rows = self._augmented(x)
             labels = assign_augmented(self.backend, rows, self._scorer_t, block_elements(self.backend))
             relative = rows[:, :d]
-            row_norms = xp.einsum("ij,ij->i", relative, relative)
-            sums = center_sums(self.backend, rows, labels, self.num_centers)[:, :d]
-        new_counts = xp.bincount(labels, minlength=self.num_centers).astype(xp.float64)
-        new_sq = xp.bincount(labels, weights=row_norms.astype(xp.float64), minlength=self.num_centers)
+            sums, new_sq = self._sums(rows, labels, xp.einsum("ij,ij->i", relative, relative))
+            sums = sums[:, :d]
+        new_counts = xp.bincount(labels, minlength=self.num_centers).astype(xp.float64)  # integers: exact
         old, old_sq = self.counts, self.sq_sums
         if self.half_life > 0:
             keep = 0.5 ** (n / self.half_life)
