@@ -41,6 +41,13 @@ class ArrayBackend:
     def to_host(self, array: Any) -> np.ndarray:
         return to_numpy(array)
 
+    def device_free_bytes(self) -> int | None:
+        """Free memory of the GPU in use (None on the CPU)."""
+        if self.name != "cupy":
+            return None
+        free, _total = self.xp.cuda.Device().mem_info
+        return int(free)
+
 
 def to_numpy(array: Any) -> np.ndarray:
     """A numpy or CuPy array as a numpy array (CuPy's is copied to the host, numpy's returned as is)."""

@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from smlocal.algorithms.ll_data import BatchSource, Preparer, check_labels, peek_rows
+from smlocal.algorithms.ll_data import (
+    CACHE_ENV,
+    BatchSource,
+    Preparer,
+    check_labels,
+    default_cache_budget,
+    peek_rows,
+)
 from smlocal.algorithms.ll_scaler import Scaler
-from smlocal.backend import CPU
+from smlocal.backend import CPU, ArrayBackend
 from smlocal.data.channels import Batch, open_channel
 from smlocal.environment import load_training_env
 from smlocal.errors import CustomerError
@@ -53,6 +60,28 @@ def test_preparer_dense_sparse_and_class_weights():
     np.testing.assert_allclose(m.y, [[2.0], [0.0]])
     with pytest.raises(CustomerError, match="hyperparameter '7' doesn't match test data dimensionality '2'"):
         Preparer(CPU, scaler, "regressor", 1, 7)(Batch(X[:, :2], np.array([1.0, 2.0])), "test")
+
+
+def test_gpu_keeps_sparse_batches_transposed_too():
+    scaler = Scaler(np.zeros(3), np.array([2.0, 1.0, 4.0]))
+    X = sp.csr_matrix(np.array([[3.0, 0.0, 2.0], [0.0, 0.0, 8.0]], np.float32))
+    on_cpu = Preparer(CPU, scaler, "binary_classifier", 1, "auto")(Batch(X, np.array([0.0, 1.0])), "train")
+    assert on_cpu.XT is None
+    gpu_choices = ArrayBackend(np, "numpy", num_gpus=1)  # the GPU's choices on numpy arrays
+    b = Preparer(gpu_choices, scaler, "binary_classifier", 1, "auto")(Batch(X, np.array([0.0, 1.0])), "train")
+    assert b.XT.format == "csr"
+    np.testing.assert_array_equal(b.XT.toarray(), b.X.toarray().T)
+    assert b.nbytes > on_cpu.nbytes  # the cache budget counts the second copy
+
+
+def test_cache_budget_on_a_gpu_shares_half_the_free_device_memory(monkeypatch):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    host = default_cache_budget()
+    assert host > 0
+    assert default_cache_budget(device_free=4 * 2 ** 30, channels=2) == min(host, 2 ** 30)
+    assert default_cache_budget(device_free=2 ** 60, channels=2) == host  # a huge device: RAM decides
+    monkeypatch.setenv(CACHE_ENV, "64")  # the user's figure wins
+    assert default_cache_budget(device_free=2 ** 20, channels=2) == 64 * 2 ** 20
 
 
 def _env(base, rows, mode="File"):

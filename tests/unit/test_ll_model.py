@@ -100,15 +100,17 @@ def test_sparse_with_implicit_shift_equals_dense_normalised():
     loss = make_loss("logistic")
     P0 = rng.normal(scale=0.1, size=(D + 1, 2))
     models = []
-    for sparse in (False, True):
+    for sparse, transposed in ((False, False), (True, False), (True, True)):  # transposed: the GPU's X.T as CSR
         m = ParallelLinear(np, P0.copy(), 2, 1, loss,
                            ParallelOptimizer(np, "adam", P0.shape, _hypers(2, 1, [0.05, 0.1], [0.0, 0.01]),
                                              dtype=np.float64), shift=mean / std)
         for i in range(0, n, 30):
             X = scaled[i:i + 30] if sparse else dense_n[i:i + 30]
-            m.train_step(PreparedBatch(X=X, y=y[i:i + 30, None], y_raw=y[i:i + 30], sparse=sparse))
+            m.train_step(PreparedBatch(X=X, y=y[i:i + 30, None], y_raw=y[i:i + 30], sparse=sparse,
+                                       XT=X.T.tocsr() if transposed else None))
         models.append(m)
     np.testing.assert_allclose(models[0].P, models[1].P, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(models[2].P, models[1].P, rtol=1e-12, atol=1e-15)
 
 
 def test_epoch_stats_objective_and_threshold_criterion():

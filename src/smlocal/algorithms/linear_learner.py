@@ -82,7 +82,7 @@ class _Job:
         self.log.info(f"Number of GPUs being used: {backend.num_gpus}")
         return backend
 
-    def _sources(self) -> dict[str, BatchSource]:
+    def _sources(self, backend: ArrayBackend) -> dict[str, BatchSource]:
         from smlocal.data.channels import open_channel  # the data plane
 
         if "train" not in self.env.channels:
@@ -91,9 +91,10 @@ class _Job:
         for name in self.env.channels:
             if name not in CHANNELS:
                 self.log.warning(f"Ignoring channel '{name}': linear learner reads 'train', 'validation', 'test'.")
-        budget = default_cache_budget()
+        cached = [name for name in CHANNELS if name in self.env.channels and name != "test"]
+        budget = default_cache_budget(backend.device_free_bytes(), len(cached))
         return {name: BatchSource(open_channel(self.env, name), name, self.cfg.mini_batch_size,
-                                  self.env.channels[name].is_pipe, cache_budget=budget if name != "test" else 0)
+                                  self.env.channels[name].is_pipe, cache_budget=budget if name in cached else 0)
                 for name in CHANNELS if name in self.env.channels}
 
     def _start(self) -> tuple[State, Iterable | None]:
@@ -167,7 +168,7 @@ class _Job:
         cfg, self.cluster = self.cfg, cluster
         self.log.info("Process 1 is a worker.")
         backend = self._backend()
-        self.sources = self._sources()
+        self.sources = self._sources(backend)
         self.ckpt_dir = self.env.paths.checkpoint_dir
         self.checkpoints = self.ckpt_dir.is_dir()
         self.job_id = fingerprint(self.env.hyperparameters)

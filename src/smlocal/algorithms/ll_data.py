@@ -26,8 +26,12 @@ from smlocal.errors import CustomerError
 CACHE_ENV = "SMLOCAL_LL_CACHE_MB"
 
 
-def default_cache_budget() -> int:
-    """Bytes of prepared batches a File-mode channel may keep: ``SMLOCAL_LL_CACHE_MB`` or 30 % of RAM."""
+def default_cache_budget(device_free: int | None = None, channels: int = 1) -> int:
+    """Bytes of prepared batches a File-mode channel may keep: ``SMLOCAL_LL_CACHE_MB``, else 30 % of RAM.
+
+    On a GPU the batches live in device memory, which is often smaller than the host's: there the
+    ``channels`` cached together share half of the device's free memory (``device_free``) at most.
+    """
     raw = os.environ.get(CACHE_ENV)
     if raw is not None and raw.strip():
         try:
@@ -38,7 +42,10 @@ def default_cache_budget() -> int:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         ram = 4 * 2 ** 30
-    return int(0.3 * ram)
+    budget = int(0.3 * ram)
+    if device_free is not None:
+        budget = min(budget, int(0.5 * device_free) // max(channels, 1))
+    return budget
 
 
 def unlabeled_error(channel: str) -> CustomerError:
@@ -116,7 +123,8 @@ class Preparer:
         w = None
         if self._class_weights is not None:
             w = xp.asarray(self._class_weights[y.astype(np.int64)].reshape(-1, 1))
-        return PreparedBatch(X=Xd, y=xp.asarray(target.reshape(-1, 1)), y_raw=y, w=w, sparse=sparse)
+        XT = Xd.T.tocsr() if sparse and self.backend.is_gpu else None
+        return PreparedBatch(X=Xd, y=xp.asarray(target.reshape(-1, 1)), y_raw=y, w=w, sparse=sparse, XT=XT)
 
 
 def peek_rows(batches: Iterator[Any], rows: int) -> list[Any]:

@@ -33,6 +33,9 @@ class PreparedBatch:
     y_raw: np.ndarray  # host (n,) float32: the label as given
     w: Any = None  # device (n, 1) per-row weight (multiclass class weights) or None
     sparse: bool = False
+    # GPU, sparse: X transposed as CSR. cuSPARSE's product with a transposed operand rounds differently
+    # from run to run; with X.T stored as CSR the gradient's product is untransposed, and repeatable.
+    XT: Any = None
 
     def __len__(self) -> int:
         return int(self.y_raw.shape[0])
@@ -41,7 +44,7 @@ class PreparedBatch:
     def nbytes(self) -> int:
         X = self.X
         if self.sparse:
-            size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+            size = sum(M.data.nbytes + M.indices.nbytes + M.indptr.nbytes for M in (X, self.XT) if M is not None)
         else:
             size = X.nbytes
         return int(size + 3 * self.y_raw.nbytes)  # + labels on the device, on the host and weights
@@ -113,7 +116,7 @@ class ParallelLinear:
             G *= scale
         G2 = G.reshape(n, self.K)
         g = self._g
-        gw = b.X.T @ G2
+        gw = (b.X.T if b.XT is None else b.XT) @ G2
         g[:-1] = gw if isinstance(gw, xp.ndarray) else xp.asarray(gw)
         g[-1] = G2.sum(axis=0)
         if b.sparse and self.shift is not None:
