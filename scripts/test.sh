@@ -2,7 +2,9 @@
 # Install smlocal with its pinned test dependencies into .venv and run the whole test suite.
 # Container tests need a Docker engine: beside ../shared (CI, developer machines) the engine and the
 # base-image stand-ins come from ../shared/ci/docker-up.sh; elsewhere they skip with a reason.
-# Extra arguments go to pytest.
+# A second lane then runs everything but the container tests again without MXNet on numpy 2
+# (constraints-numpy2.txt): what `pip install smlocal` gives and what the GPU machine runs.
+# SMLOCAL_NUMPY2_LANE=0 leaves it out. Extra arguments go to pytest, in both lanes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
@@ -22,4 +24,15 @@ if [[ -x ../shared/ci/docker-up.sh && ${SMLOCAL_NO_DOCKER:-0} != 1 ]]; then
     echo "test.sh: no Docker engine could be started; container tests will skip" >&2
   fi
 fi
-exec .venv/bin/python -m pytest "$@"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+if [[ ${SMLOCAL_NUMPY2_LANE:-1} != 0 ]]; then
+  echo "test.sh: numpy 2 lane (no MXNet, no container tests)" >&2
+  python3 -m venv .venv-numpy2
+  .venv-numpy2/bin/pip install -q --disable-pip-version-check -c constraints-numpy2.txt -e '.[test-core]'
+  lane=0
+  .venv-numpy2/bin/python -m pytest --ignore=tests/container "$@" || lane=$?
+  # 5: every test asked for was a container test, so none was left for this lane
+  [[ $lane == 0 || $lane == 5 ]] || status=$lane
+fi
+exit $status

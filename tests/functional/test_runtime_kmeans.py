@@ -21,7 +21,7 @@ from smlocal.runtime.jobs import read_record, run_training
 from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
-from tests.helpers import REPO, records_read_in_epoch0, smlocal_serve
+from tests.helpers import REPO, needs_mxnet, records_read_in_epoch0, smlocal_serve
 
 CENTERS = np.array([[0, 0, 0, 0], [8, 8, 0, 0], [0, 8, 8, -8]], dtype=np.float32)
 ROWS = (40, 60, 80, 100)  # rows per file: shards are told apart by their sizes
@@ -167,6 +167,7 @@ def test_pipe_mode_recordio_wrapping(tmp_path):
     _assert_found_the_blobs(_centers(result.model_artifacts, tmp_path))
 
 
+@needs_mxnet
 @pytest.mark.parametrize("mode", ["File", "Pipe"])
 def test_sharded_by_s3_key_over_two_hosts(tmp_path, csv_dir, mode):
     body = _job(tmp_path, [_channel("train", csv_dir, "ShardedByS3Key", ContentType="text/csv;label_size=0")],

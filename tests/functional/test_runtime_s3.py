@@ -26,7 +26,7 @@ from smlocal.runtime.jobspec import spec_from_flags
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
 from smlocal.runtime.s3 import LazyClient
-from tests.helpers import REPO, records_read_in_epoch0, smlocal_serve
+from tests.helpers import REPO, needs_mxnet, records_read_in_epoch0, smlocal_serve
 from tests.s3server import start_moto_server
 
 pytest_plugins = ["tests.functional.conftest_s3"]  # fixtures: moto_server, s3_env, bucket
@@ -133,6 +133,7 @@ def test_file_mode_from_an_s3_prefix_uploads_outputs_and_reuses_the_cache(s3_env
     assert any(os.path.samefile(part, p.with_suffix("")) for p in cached)
 
 
+@needs_mxnet
 def test_file_mode_sdk_manifest_sharded_across_two_hosts(s3_env, bucket, tmp_path):
     manifest, _ = _sdk_record_set(bucket, "kmeans/train")
     assert manifest.endswith("/.amazon.manifest")
@@ -155,6 +156,7 @@ def test_file_mode_sdk_manifest_sharded_across_two_hosts(s3_env, bucket, tmp_pat
 
 
 # --------------------------------------------------------------------------------------------- Pipe
+@needs_mxnet
 def test_pipe_mode_streams_the_sdk_manifest_sharded_from_a_job_json(s3_env, bucket, tmp_path, monkeypatch):
     manifest, _ = _sdk_record_set(bucket, "kmeans/pipe")
     job = tmp_path / "job.json"
