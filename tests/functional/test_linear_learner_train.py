@@ -422,3 +422,18 @@ def test_missing_train_channel(base):
     put_files(base, "validation", recordio_dense(X, y))
     result = train(base, {"predictor_type": "regressor"}, {"validation": channel()})
     assert_customer_error(result, "train")
+
+
+@pytest.mark.parametrize("level", ["warning", "info"])
+def test_log_level_hyperparameter(base, level):
+    """Every log line is at the level the built-ins log it (metric lines too, at INFO); the ``#metrics``
+    JSON lines are not log records and always appear."""
+    X, y = problem("binary", 400)
+    put_files(base, "train", recordio_dense(X, y))
+    result = train(base, {"predictor_type": "binary_classifier", "_log_level": level, **FAST}, {"train": channel()})
+    assert_ok(result)
+    info = level == "info"
+    assert ("Number of GPUs being used" in result.stdout) == info
+    assert ("#quality_metric: host=algo-1, epoch=0, train binary_classification_cross_entropy" in result.stdout) == info
+    assert '"totaltime": {"sum": ' in result.stdout
+    assert result.model_file().exists()

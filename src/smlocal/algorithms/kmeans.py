@@ -31,7 +31,7 @@ from smlocal.algorithms.kmeans_streaming import (
     squared_distances,
     to_backend,
 )
-from smlocal.algorithms.reporting import Reporter
+from smlocal.algorithms.reporting import Reporter, apply_log_level
 from smlocal.backend import ArrayBackend, nvidia_smi_count, select_backend
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError
@@ -451,9 +451,7 @@ def train(env: TrainingEnv) -> None:
     reporter = Reporter(ALGORITHM, env.resources.current_host)
     log = reporter.log
     cfg = configure(env, log)
-    level = getattr(logging, cfg.log_level.upper(), None)
-    if isinstance(level, int):
-        log.setLevel(level)
+    apply_log_level(log, cfg.log_level)
     with Cluster.from_env(env) as cluster:  # several hosts: the KVStore; a failure here ends every host
         _train(env, cfg, cluster, reporter, start)
 

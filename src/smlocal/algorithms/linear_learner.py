@@ -36,7 +36,7 @@ from smlocal.algorithms.ll_scaler import describe
 from smlocal.algorithms.ll_selection import EarlyStopping, criterion_for, tune_threshold
 from smlocal.algorithms.ll_state import Best, State, from_checkpoint, start_state, to_checkpoint
 from smlocal.algorithms.ll_sync import GradientSync, merge_stats
-from smlocal.algorithms.reporting import Reporter
+from smlocal.algorithms.reporting import Reporter, apply_log_level
 from smlocal.backend import ArrayBackend, nvidia_smi_count, select_backend, to_numpy
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError
@@ -61,6 +61,7 @@ class _Job:
         self.host = env.resources.current_host
         self.started = time.time()
         self.cfg = self._configure()
+        apply_log_level(self.log, self.cfg.log_level)
 
     # ------------------------------------------------------------------ setup
     def _configure(self) -> LLConfig:

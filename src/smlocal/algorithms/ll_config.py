@@ -147,6 +147,7 @@ class LLConfig:
     f_beta: float
     balance_multiclass_weights: bool
     num_gpus: int | str
+    log_level: str
     given: frozenset  # the names the user set explicitly
 
     @property
@@ -237,6 +238,7 @@ def resolve(given: Mapping[str, str]) -> LLConfig:
         f_beta=float(values["f_beta"]),
         balance_multiclass_weights=values["balance_multiclass_weights"],
         num_gpus=values["_num_gpus"],
+        log_level=values["_log_level"],
         given=frozenset(given),
     )
 

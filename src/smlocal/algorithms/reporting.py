@@ -31,6 +31,13 @@ def setup_logging(level: str = "info", stream: TextIO | None = None) -> logging.
     return logger
 
 
+def apply_log_level(logger: logging.Logger, name: str) -> None:
+    """The ``_log_level`` hyperparameter (debug/info/warning/error/critical): the job's level from here on."""
+    level = getattr(logging, str(name).upper(), None)
+    if isinstance(level, int):
+        logger.setLevel(level)
+
+
 def stat(values: float | Mapping[str, float]) -> dict[str, float]:
     """A ``#metrics`` entry: ``{"sum", "count", "min", "max"}`` (a bare number counts once)."""
     if isinstance(values, Mapping):
