@@ -98,7 +98,7 @@ def center_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int) ->
     return xp.asarray(sums, dtype=xp.float64)
 
 
-ONE_HOT_ELEMENTS = 1 << 24  # 64 MB of float32 one-hot rows per product
+ONE_HOT_ELEMENTS = 1 << 24  # one-hot block per product: 64 MB as float32
 
 
 def one_hot_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int,
