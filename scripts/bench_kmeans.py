@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from smlocal.algorithms import kmeans  # noqa: E402
-from smlocal.algorithms.reporting import setup_logging  # noqa: E402
+from smlocal.logs import setup_logging  # noqa: E402
 from smlocal.artifacts.mxnet_ndarray import load_ndarrays  # noqa: E402
 from smlocal.data.protobuf import dense_to_records  # noqa: E402
 from smlocal.data.recordio import encode_records  # noqa: E402

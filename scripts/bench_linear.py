@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from smlocal.algorithms import linear_learner
-from smlocal.algorithms.reporting import setup_logging
+from smlocal.logs import setup_logging
 from smlocal.artifacts.linear_learner import loads_linear_learner
 from smlocal.data.protobuf import dense_to_records
 from smlocal.data.recordio import encode_records

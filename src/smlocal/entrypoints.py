@@ -1,35 +1,29 @@
 """What ``container/train`` and ``container/serve`` call: thin, all errors mapped in one place."""
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
+from smlocal import algorithms
 from smlocal.environment import Paths, TrainingEnv, base_dir, load_training_env
 from smlocal.errors import CustomerError, run_and_report
 
 ALGORITHM_ENV = "SMLOCAL_ALGORITHM"
 DEFAULT_ALGORITHM = "kmeans"
-# module implementing ``train(env)`` for each SMLOCAL_ALGORITHM value
-ALGORITHMS = {
-    "kmeans": "smlocal.algorithms.kmeans",
-    "linear-learner": "smlocal.algorithms.linear_learner",
-}
 
 
 def algorithm_name(environ=None) -> str:
     env = os.environ if environ is None else environ
-    return (env.get(ALGORITHM_ENV) or DEFAULT_ALGORITHM).strip().lower().replace("_", "-")
+    return algorithms.normalize(env.get(ALGORITHM_ENV) or DEFAULT_ALGORITHM)
 
 
 def _run_algorithm(env: TrainingEnv) -> None:
     name = algorithm_name()
-    if name not in ALGORITHMS:
+    if name not in algorithms.REGISTRY:
         raise CustomerError(
-            f"Unknown algorithm '{name}' in {ALGORITHM_ENV}; use one of: {', '.join(sorted(ALGORITHMS))}."
+            f"Unknown algorithm '{name}' in {ALGORITHM_ENV}; use one of: {', '.join(algorithms.NAMES)}."
         )
-    module = importlib.import_module(ALGORITHMS[name])
-    module.train(env)
+    algorithms.train_function(name)(env)
 
 
 def _run_job() -> None:
@@ -45,7 +39,7 @@ def _run_job() -> None:
 
 
 def train(argv: list[str] | None = None) -> int:
-    from smlocal.algorithms.reporting import setup_logging
+    from smlocal.logs import setup_logging
 
     logger = setup_logging(os.environ.get("SMLOCAL_LOG_LEVEL", "info"))
     logger.info("Docker entrypoint called with argument(s): train")

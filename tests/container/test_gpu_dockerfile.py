@@ -2,8 +2,8 @@
 
 A stand-in (../shared/ci/docker-up.sh) has no CUDA libraries and there is no GPU here, so what is checked is
 what does not need one: the image builds, the package and CuPy for the base's CUDA major version are
-installed, the entry points are on PATH, and training falls back to the CPU backend and says so. The GPU
-path itself is exercised outside Docker on a GPU machine, with the same backend code.
+installed, the entry points are on PATH, and training falls back to the CPU (numpy) path and says so. The GPU
+path itself is exercised outside Docker on a GPU machine, with the same arrays code.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_gpu_image_contents(docker_client, gpu_image):
     assert not config.get("Entrypoint") or config["Entrypoint"][-1] == "--"
     print(f"\nIMAGE SIZE {gpu_image}: {image.attrs['Size'] / MB:.0f} MB on the stand-in base")
 
-    probe = ("import importlib.metadata as md, importlib.util as u, shutil, sys, smlocal, smlocal.backend, cupy; "
+    probe = ("import importlib.metadata as md, importlib.util as u, shutil, sys, smlocal, smlocal.arrays, cupy; "
              "print(sys.version_info[:2]); "
              "print(shutil.which('train'), shutil.which('serve')); "
              "print([d.metadata['Name'] for d in md.distributions() if d.metadata['Name'].startswith('cupy')]); "
@@ -59,7 +59,7 @@ def test_gpu_image_contents(docker_client, gpu_image):
 
 
 def test_gpu_image_trains_on_cpu_without_a_gpu(docker_client, gpu_image, opt_ml):
-    """No device: the backend falls back to numpy, logs it, and the model is written."""
+    """No device: the arrays falls back to numpy, logs it, and the model is written."""
     from sagemaker.amazon.common import write_numpy_to_dense_tensor
 
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""The streaming k-means core on the CuPy backend gives what it gives on numpy (spec §9).
+"""The streaming k-means core on the CuPy array module gives what it gives on numpy (spec §9).
 
 Skipped without CuPy or without a CUDA device; runs on the GPU machine (numpy 2.x, no MXNet).
 """
@@ -10,18 +10,18 @@ import scipy.sparse as sp
 
 cupy = pytest.importorskip("cupy")
 
-from smlocal.algorithms.kmeans_streaming import (  # noqa: E402
+from smlocal.algorithms.kmeans.streaming import (  # noqa: E402
     StreamingKMeans,
     init_centers,
     reduce_centers,
     squared_distances,
-    to_backend,
+    on_device,
 )
-from smlocal.backend import CPU, detected_gpus, select_backend  # noqa: E402
+from smlocal.arrays import CPU, detected_gpus, select_array_module  # noqa: E402
 
 # the runtime's own detection decides, as it does in train(); one device is used, as by the built-ins
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(detected_gpus() == 0, reason="no CUDA device")]
-GPU = select_backend(1)
+GPU = select_array_module(1)
 
 
 def data(n=6000, d=20, k=5, seed=0):
@@ -30,18 +30,18 @@ def data(n=6000, d=20, k=5, seed=0):
     return (truth[rng.integers(0, k, n)] + rng.normal(0, 1, (n, d))).astype(np.float32)
 
 
-def stream(backend, X, force_dense=True, half_life=0, batch=1000):
+def stream(arrays, X, force_dense=True, half_life=0, batch=1000):
     init = init_centers(X[:batch], 50, "kmeans++", seed=0)
-    state = StreamingKMeans.start(init, backend, half_life, shift=force_dense or not sp.issparse(X))
+    state = StreamingKMeans.start(init, arrays, half_life, shift=force_dense or not sp.issparse(X))
     for start in range(0, X.shape[0], batch):
-        state.update(to_backend(backend, X[start:start + batch], force_dense))
+        state.update(on_device(arrays, X[start:start + batch], force_dense))
     return state
 
 
 def test_select_backend_picks_the_gpu():
-    backend = select_backend("auto")
-    assert backend.name == "cupy" and backend.num_gpus == 1
-    assert select_backend(0).name == "numpy"
+    arrays = select_array_module("auto")
+    assert arrays.name == "cupy" and arrays.num_gpus == 1
+    assert select_array_module(0).name == "numpy"
 
 
 def assert_same_clustering(cpu, gpu, X, k=5):
@@ -86,7 +86,7 @@ def test_sparse_stream_matches_numpy():
     cpu, gpu = stream(CPU, X, force_dense=False), stream(GPU, X, force_dense=False)
     red = assert_same_clustering(cpu, gpu, X, k=3)
     d_cpu = squared_distances(CPU, X, red.centers)
-    d_gpu = squared_distances(GPU, to_backend(GPU, X, False), red.centers)
+    d_gpu = squared_distances(GPU, on_device(GPU, X, False), red.centers)
     np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-5, atol=1e-4)
 
 
@@ -101,7 +101,7 @@ def test_the_same_dense_job_gives_the_same_bits_on_the_gpu():
 def test_train_job_uses_the_gpu(tmp_path):
     pytest.importorskip("google.protobuf")
     from smlocal.algorithms import kmeans
-    from smlocal.algorithms.reporting import setup_logging
+    from smlocal.logs import setup_logging
     from smlocal.environment import load_training_env
     from tests.helpers import write_config
 

@@ -1,4 +1,4 @@
-"""The linear learner on the CuPy backend trains what it trains on numpy (spec §9).
+"""The linear learner on the CuPy array module trains what it trains on numpy (spec §9).
 
 Skipped without CuPy or without a CUDA device; runs on the GPU machine (numpy 2.x, no MXNet, maybe no
 sagemaker SDK: data is written with smlocal's own encoders).
@@ -13,14 +13,14 @@ import scipy.sparse as sp
 
 cupy = pytest.importorskip("cupy")
 
-from smlocal.algorithms.ll_data import Preparer  # noqa: E402
-from smlocal.algorithms.ll_losses import make_loss  # noqa: E402
-from smlocal.algorithms.ll_model import EpochStats, ParallelLinear, initial_parameters  # noqa: E402
-from smlocal.algorithms.ll_optim import ModelHypers, ParallelOptimizer  # noqa: E402
-from smlocal.algorithms.ll_scaler import fit_scaler  # noqa: E402
-from smlocal.algorithms.ll_selection import criterion_for  # noqa: E402
+from smlocal.algorithms.linear_learner.data import Preparer  # noqa: E402
+from smlocal.algorithms.linear_learner.losses import make_loss  # noqa: E402
+from smlocal.algorithms.linear_learner.model import EpochStats, ParallelLinear, initial_parameters  # noqa: E402
+from smlocal.algorithms.linear_learner.optim import ModelHypers, ParallelOptimizer  # noqa: E402
+from smlocal.algorithms.linear_learner.scaler import fit_scaler  # noqa: E402
+from smlocal.algorithms.linear_learner.selection import criterion_for  # noqa: E402
 from smlocal.artifacts.linear_learner import loads_linear_learner  # noqa: E402
-from smlocal.backend import CPU, detected_gpus, select_backend  # noqa: E402
+from smlocal.arrays import CPU, detected_gpus, select_array_module  # noqa: E402
 from smlocal.data.channels import Batch  # noqa: E402
 from smlocal.data.protobuf import dense_to_records, sparse_to_records  # noqa: E402
 from smlocal.data.recordio import encode_records  # noqa: E402
@@ -29,20 +29,20 @@ from tests.helpers import channel, put_files  # noqa: E402
 
 # the runtime's own detection decides, as it does in train(); one device is used, as by the built-ins
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(detected_gpus() == 0, reason="no CUDA device")]
-GPU = select_backend(1)
+GPU = select_array_module(1)
 
 
-def _run(backend, X, y, predictor, loss_name, C, sparse):
+def _run(arrays, X, y, predictor, loss_name, C, sparse):
     M = 4
     scaler = fit_scaler([X], y, normalize_data=True, unbias_data=not sparse, normalize_label=predictor == "regressor",
                         unbias_label=predictor == "regressor")
-    prep = Preparer(backend, scaler, predictor, C, "auto")
+    prep = Preparer(arrays, scaler, predictor, C, "auto")
     tile = lambda v: np.tile(np.asarray(v, np.float64), C)  # noqa: E731
     hypers = ModelHypers(lr=tile([0.01, 0.03, 0.1, 0.003]), wd=tile([0, 1e-4, 1e-3, 0]), l1=tile([0, 0, 1e-4, 0]),
                          momentum=tile(np.zeros(M)), step=tile(np.full(M, 50.0)), factor=tile(np.full(M, 0.99)),
                          min_lr=tile(np.full(M, 1e-5)))
     P = initial_parameters(X.shape[1], M * C, method="uniform", scale=0.07, sigma=0.01, bias=0.0, use_bias=True)
-    xp = backend.xp
+    xp = arrays.xp
     model = ParallelLinear(xp, xp.asarray(P), M, C, make_loss(loss_name),
                            ParallelOptimizer(xp, "adam", P.shape, hypers), shift=scaler.shift)
     crit = criterion_for(predictor, "accuracy", "objective")

@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from smlocal.algorithms.cluster_monitor import Coordinator, Failure, MonitorClient
-from smlocal.algorithms.distributed import Cluster, _peer_error, cluster_settings
-from smlocal.algorithms.ll_config import resolve
-from smlocal.algorithms.ll_losses import Logistic
-from smlocal.algorithms.ll_model import EpochStats, ParallelLinear, PreparedBatch
-from smlocal.algorithms.ll_optim import ParallelOptimizer
-from smlocal.algorithms.ll_scaler import fit_scaler
-from smlocal.algorithms.ll_selection import criterion_for
-from smlocal.algorithms.ll_spread import spread
-from smlocal.algorithms.ll_state import start_state
-from smlocal.algorithms.ll_sync import GradientSync, merge_stats
+from smlocal.algorithms.cluster.monitor import Coordinator, Failure, MonitorClient
+from smlocal.algorithms.cluster.kvstore import Cluster, _peer_error, cluster_settings
+from smlocal.algorithms.linear_learner.config import resolve
+from smlocal.algorithms.linear_learner.losses import Logistic
+from smlocal.algorithms.linear_learner.model import EpochStats, ParallelLinear, PreparedBatch
+from smlocal.algorithms.linear_learner.optim import ParallelOptimizer
+from smlocal.algorithms.linear_learner.scaler import fit_scaler
+from smlocal.algorithms.linear_learner.selection import criterion_for
+from smlocal.algorithms.linear_learner.spread import spread
+from smlocal.algorithms.linear_learner.state import start_state
+from smlocal.algorithms.linear_learner.sync import GradientSync, merge_stats
 from smlocal.errors import AlgorithmError, CustomerError, PlatformError
 from tests.helpers import process_alive
 
@@ -206,7 +206,7 @@ def test_kvstore_roles_die_with_their_parent(tmp_path):
     pid_file = tmp_path / "child.pid"
     parent = subprocess.Popen([sys.executable, "-c", f"""
 import os, subprocess, sys, time
-code = "from smlocal.algorithms.distributed import _die_with_parent; _die_with_parent({{}}); import time; time.sleep(60)"
+code = "from smlocal.algorithms.cluster.kvstore import _die_with_parent; _die_with_parent({{}}); import time; time.sleep(60)"
 child = subprocess.Popen([sys.executable, "-c", code.format(os.getpid())])
 open({str(pid_file)!r}, "w").write(str(child.pid))
 time.sleep(60)
@@ -365,6 +365,6 @@ def test_merged_epoch_statistics_sum_every_host():
 
 
 def test_no_mxnet_import_on_one_host():
-    code = ("import sys; from smlocal.algorithms.distributed import Cluster; "
+    code = ("import sys; from smlocal.algorithms.cluster.kvstore import Cluster; "
             "from smlocal.algorithms import kmeans, linear_learner; assert 'mxnet' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from smlocal.algorithms.hyperparameters import AUTO, Param, Schema
+from smlocal.algorithms.common.hyperparameters import AUTO, Param, Schema
 from smlocal.errors import CustomerError
 
 SCHEMA = Schema("kmeans", [

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from smlocal.algorithms.kmeans import SCHEMA, KMeansConfig, configure, resolve_config
+from smlocal.algorithms.kmeans.job import SCHEMA, KMeansConfig, configure, resolve_config
 from smlocal.environment import ChannelConfig, Paths, ResourceConfig, TrainingEnv
 from smlocal.errors import CustomerError
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from smlocal.algorithms.kmeans import _IterStats, _Prefetch
+from smlocal.algorithms.kmeans.job import _IterStats, _Prefetch
 from smlocal.errors import CustomerError
 
 

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from smlocal.algorithms.kmeans_streaming import (
+from smlocal.algorithms.kmeans.streaming import (
     StreamingKMeans,
     assign_augmented,
     center_sums,
@@ -15,9 +15,9 @@ from smlocal.algorithms.kmeans_streaming import (
     one_hot_sums,
     reduce_centers,
     squared_distances,
-    to_backend,
+    on_device,
 )
-from smlocal.backend import CPU, ArrayBackend
+from smlocal.arrays import CPU, ArrayModule
 
 
 def brute_nearest(X, C):
@@ -67,7 +67,7 @@ def test_one_hot_sums_match_the_indicator_product(monkeypatch):
     X = rng.normal(size=(500, 6)).astype(np.float32)
     labels = rng.integers(0, 9, 500)
     norms = (X.astype(np.float64) ** 2).sum(1)
-    monkeypatch.setattr("smlocal.algorithms.kmeans_streaming.ONE_HOT_ELEMENTS", 9 * 64)  # 8 blocks of 64 rows
+    monkeypatch.setattr("smlocal.algorithms.kmeans.streaming.ONE_HOT_ELEMENTS", 9 * 64)  # 8 blocks of 64 rows
     sums, weighted = one_hot_sums(CPU, X, labels, 9, norms)
     np.testing.assert_allclose(sums, center_sums(CPU, X, labels, 9), rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(weighted, np.bincount(labels, weights=norms, minlength=9), rtol=1e-12)
@@ -81,13 +81,13 @@ def test_gpu_branch_takes_the_same_steps(sparse):
     X, _ = blobs(3000, [[0, 0, 0, 0], [6, 6, 0, 0], [0, 6, 6, -6]], 1.0, seed=4)
     if sparse:
         X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0).astype(np.float32))
-    gpu_choices = ArrayBackend(np, "numpy", num_gpus=1)
+    gpu_choices = ArrayModule(np, "numpy", num_gpus=1)
     assert gpu_choices.is_gpu
     states = []
-    for backend in (CPU, gpu_choices):
-        state = StreamingKMeans.start(init_centers(X[:500], 12, "kmeans++", seed=0), backend, 0, shift=not sparse)
+    for arrays in (CPU, gpu_choices):
+        state = StreamingKMeans.start(init_centers(X[:500], 12, "kmeans++", seed=0), arrays, 0, shift=not sparse)
         for start in range(0, 3000, 500):
-            state.update(to_backend(backend, X[start:start + 500], force_dense=not sparse))
+            state.update(on_device(arrays, X[start:start + 500], force_dense=not sparse))
         states.append((*state.host_state(), state.within_ssd()))
     (c_cpu, n_cpu, ssd_cpu), (c_gpu, n_gpu, ssd_gpu) = states
     np.testing.assert_array_equal(n_gpu, n_cpu)
@@ -104,7 +104,7 @@ def test_update_follows_the_weighted_rule_batch_after_batch(half_life):
     ref_c, ref_n = init.copy(), np.zeros(20)
     for start in range(0, 1000, 128):  # uneven last batch on purpose
         batch = X[start:start + 128]
-        state.update(to_backend(CPU, batch, True))
+        state.update(on_device(CPU, batch, True))
         ref_c, ref_n = reference_update(ref_c, ref_n, batch, half_life)
         np.testing.assert_allclose(state.counts, ref_n, rtol=1e-12)
         np.testing.assert_allclose(state.host_state()[0], ref_c, rtol=1e-5, atol=1e-5)
@@ -149,7 +149,7 @@ def test_sparse_input_gives_the_same_result_as_dense():
         init = init_centers(data[:500], 30, "kmeans++", seed=7)
         state = StreamingKMeans.start(init, shift=force_dense)
         for start in range(0, 2000, 500):
-            x = to_backend(CPU, data[start:start + 500], force_dense)
+            x = on_device(CPU, data[start:start + 500], force_dense)
             assert sp.issparse(x) == (not force_dense)
             state.update(x)
         runs.append((state.host_state(), state.within_ssd()))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from smlocal.algorithms.linear_learner import SCHEMA
-from smlocal.algorithms.ll_config import AUTO_VALUES, resolve
+from smlocal.algorithms.linear_learner.job import SCHEMA
+from smlocal.algorithms.linear_learner.config import AUTO_VALUES, resolve
 from smlocal.errors import CustomerError
 
 # the "Default" column of spec §2.1 (the container's default-input.json)

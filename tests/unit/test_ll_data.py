@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from smlocal.algorithms.ll_data import (
+from smlocal.algorithms.linear_learner.data import (
     CACHE_ENV,
     BatchSource,
     Preparer,
@@ -15,8 +15,8 @@ from smlocal.algorithms.ll_data import (
     default_cache_budget,
     peek_rows,
 )
-from smlocal.algorithms.ll_scaler import Scaler
-from smlocal.backend import CPU, ArrayBackend
+from smlocal.algorithms.linear_learner.scaler import Scaler
+from smlocal.arrays import CPU, ArrayModule
 from smlocal.data.channels import Batch, open_channel
 from smlocal.environment import load_training_env
 from smlocal.errors import CustomerError
@@ -67,7 +67,7 @@ def test_gpu_keeps_sparse_batches_transposed_too():
     X = sp.csr_matrix(np.array([[3.0, 0.0, 2.0], [0.0, 0.0, 8.0]], np.float32))
     on_cpu = Preparer(CPU, scaler, "binary_classifier", 1, "auto")(Batch(X, np.array([0.0, 1.0])), "train")
     assert on_cpu.XT is None
-    gpu_choices = ArrayBackend(np, "numpy", num_gpus=1)  # the GPU's choices on numpy arrays
+    gpu_choices = ArrayModule(np, "numpy", num_gpus=1)  # the GPU's choices on numpy arrays
     b = Preparer(gpu_choices, scaler, "binary_classifier", 1, "auto")(Batch(X, np.array([0.0, 1.0])), "train")
     assert b.XT.format == "csr"
     np.testing.assert_array_equal(b.XT.toarray(), b.X.toarray().T)

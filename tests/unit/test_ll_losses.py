@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smlocal.algorithms.ll_losses import make_loss, objective_name
+from smlocal.algorithms.linear_learner.losses import make_loss, objective_name
 
 SCALAR_LOSSES = ["logistic", "hinge_loss", "squared_loss", "absolute_loss", "eps_insensitive_squared_loss",
                  "eps_insensitive_absolute_loss", "quantile_loss", "huber_loss"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smlocal.algorithms.ll_metrics import binary_metrics, dcg, multiclass_metrics, regression_metrics
+from smlocal.algorithms.linear_learner.metrics import binary_metrics, dcg, multiclass_metrics, regression_metrics
 
 
 def test_binary_metrics_names_and_values():

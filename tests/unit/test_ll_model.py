@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from smlocal.algorithms.ll_losses import make_loss
-from smlocal.algorithms.ll_model import EpochStats, ParallelLinear, PreparedBatch, initial_parameters
-from smlocal.algorithms.ll_optim import ModelHypers, ParallelOptimizer
-from smlocal.algorithms.ll_selection import criterion_for
+from smlocal.algorithms.linear_learner.losses import make_loss
+from smlocal.algorithms.linear_learner.model import EpochStats, ParallelLinear, PreparedBatch, initial_parameters
+from smlocal.algorithms.linear_learner.optim import ModelHypers, ParallelOptimizer
+from smlocal.algorithms.linear_learner.selection import criterion_for
 
 D = 6
 

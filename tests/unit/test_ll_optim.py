@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smlocal.algorithms.ll_optim import ADAM_EPS, RMSPROP_GAMMA, ModelHypers, ParallelOptimizer, scheduled_lr
+from smlocal.algorithms.linear_learner.optim import ADAM_EPS, RMSPROP_GAMMA, ModelHypers, ParallelOptimizer, scheduled_lr
 
 
 def hypers(K, lr=0.1, wd=0.0, l1=0.0, momentum=0.0, step=100, factor=0.99, min_lr=1e-5):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from smlocal.algorithms.ll_scaler import Scaler, describe, fit_scaler
+from smlocal.algorithms.linear_learner.scaler import Scaler, describe, fit_scaler
 
 
 def _data(rng, n=400, d=6):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smlocal.algorithms.ll_selection import (EarlyStopping, ThresholdHistogram, criterion_for, metric_from_counts,
+from smlocal.algorithms.linear_learner.selection import (EarlyStopping, ThresholdHistogram, criterion_for, metric_from_counts,
                                              tune_threshold)
 
 OBJ = "binary_classification_cross_entropy_objective"

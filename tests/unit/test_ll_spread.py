@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from smlocal.algorithms.ll_config import resolve
-from smlocal.algorithms.ll_spread import latin_hypercube, spread
+from smlocal.algorithms.linear_learner.config import resolve
+from smlocal.algorithms.linear_learner.spread import latin_hypercube, spread
 
 
 def test_model_zero_is_the_given_configuration_and_others_spread():

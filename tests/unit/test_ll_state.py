@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from smlocal.algorithms.ll_checkpoint import STATE_FILE, fingerprint, load_state, save_state
-from smlocal.algorithms.ll_config import resolve
-from smlocal.algorithms.ll_state import Best, from_checkpoint, start_state, to_checkpoint
+from smlocal.algorithms.linear_learner.checkpoint import STATE_FILE, fingerprint, load_state, save_state
+from smlocal.algorithms.linear_learner.config import resolve
+from smlocal.algorithms.linear_learner.state import Best, from_checkpoint, start_state, to_checkpoint
 
 
 def test_start_state_from_a_binary_sample():

@@ -5,7 +5,8 @@ import json
 import logging
 import re
 
-from smlocal.algorithms.reporting import Reporter, setup_logging
+from smlocal.algorithms.common.reporting import Reporter
+from smlocal.logs import setup_logging
 
 # the metric definitions SageMaker injects (spec §1.4, §2.5)
 TEST_MSD = re.compile(r"#quality_metric: host=\S+, test msd <loss>=(\S+)")

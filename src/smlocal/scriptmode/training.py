@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Mapping
 
 from smlocal.archives import safe_extract
-from smlocal.backend import nvidia_smi_count
+from smlocal.arrays import nvidia_smi_count
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError, ExecuteUserScriptError
 from smlocal.scriptmode.toolkit_env import (decode_value, program_name, split_hyperparameters, to_cmd_args,

@@ -88,7 +88,7 @@ def prepare(environ=None) -> tuple[Model, ServingConfig, Optional[Handlers]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from smlocal.algorithms.reporting import setup_logging
+    from smlocal.logs import setup_logging
     from smlocal.serving.app import create_app
 
     setup_logging(os.environ.get("SMLOCAL_LOG_LEVEL", "info"))

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smlocal.algorithms.ll_config import LLConfig
-from smlocal.algorithms.ll_optim import ModelHypers
+from smlocal.algorithms.linear_learner.config import LLConfig
+from smlocal.algorithms.linear_learner.optim import ModelHypers
 
 SEED = 20180101  # fixed: the same job trains the same models
 _DIMS = ("lr", "wd", "l1", "momentum", "step", "factor", "min_lr", "pos")

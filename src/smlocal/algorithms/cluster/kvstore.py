@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from smlocal.algorithms.cluster_monitor import HEARTBEAT_S, Coordinator, Failure, MonitorClient
+from smlocal.algorithms.cluster.monitor import HEARTBEAT_S, Coordinator, Failure, MonitorClient
 from smlocal.errors import (AlgorithmError, CustomerError, PlatformError, SmlocalError, exit_code_for,
                             failure_text, write_failure)
 
@@ -308,7 +308,7 @@ class DistCluster(Cluster):
     def _start_role(self, role: str) -> None:
         env = {**os.environ, **self.settings.dmlc_env(role), PARENT_ENV: str(os.getpid()),
                "OMP_NUM_THREADS": "1", "MXNET_CPU_WORKER_NTHREADS": "1"}
-        command = [sys.executable, "-c", "from smlocal.algorithms.distributed import serve_role; serve_role()"]
+        command = [sys.executable, "-c", "from smlocal.algorithms.cluster.kvstore import serve_role; serve_role()"]
         self._roles[role] = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
         log.info(f"Process {self._roles[role].pid} is a shell:{role}.")
 

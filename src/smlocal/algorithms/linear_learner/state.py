@@ -13,11 +13,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.algorithms.ll_config import BINARY, MULTICLASS, LLConfig
-from smlocal.algorithms.ll_model import initial_parameters
-from smlocal.algorithms.ll_scaler import Scaler, fit_scaler
-from smlocal.algorithms.ll_spread import Spread, spread
-from smlocal.backend import to_numpy
+from smlocal.algorithms.linear_learner.config import BINARY, MULTICLASS, LLConfig
+from smlocal.algorithms.linear_learner.model import initial_parameters
+from smlocal.algorithms.linear_learner.scaler import Scaler, fit_scaler
+from smlocal.algorithms.linear_learner.spread import Spread, spread
+from smlocal.arrays import to_numpy
 
 
 @dataclass

@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from smlocal.algorithms.ll_losses import Logistic, Loss
-from smlocal.algorithms.ll_optim import ParallelOptimizer
-from smlocal.algorithms.ll_selection import Criterion, ThresholdHistogram
-from smlocal.backend import to_numpy
+from smlocal.algorithms.linear_learner.losses import Logistic, Loss
+from smlocal.algorithms.linear_learner.optim import ParallelOptimizer
+from smlocal.algorithms.linear_learner.selection import Criterion, ThresholdHistogram
+from smlocal.arrays import to_numpy
 
 INIT_SEED = 7
 

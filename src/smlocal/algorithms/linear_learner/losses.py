@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from smlocal.algorithms.ll_config import BINARY, MULTICLASS
+from smlocal.algorithms.linear_learner.config import BINARY, MULTICLASS
 
 
 @dataclass(frozen=True)

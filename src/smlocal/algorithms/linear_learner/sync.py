@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from smlocal.backend import to_numpy
+from smlocal.arrays import to_numpy
 
 
 class GradientSync:

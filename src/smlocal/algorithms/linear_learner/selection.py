@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from smlocal.backend import to_numpy
+from smlocal.arrays import to_numpy
 
 
 @dataclass(frozen=True)

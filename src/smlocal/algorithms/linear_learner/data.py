@@ -16,11 +16,11 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.algorithms.hyperparameters import dimension_error
-from smlocal.algorithms.ll_config import BINARY, MULTICLASS
-from smlocal.algorithms.ll_model import PreparedBatch
-from smlocal.algorithms.ll_scaler import Scaler
-from smlocal.backend import ArrayBackend
+from smlocal.algorithms.common.hyperparameters import dimension_error
+from smlocal.algorithms.linear_learner.config import BINARY, MULTICLASS
+from smlocal.algorithms.linear_learner.model import PreparedBatch
+from smlocal.algorithms.linear_learner.scaler import Scaler
+from smlocal.arrays import ArrayModule
 from smlocal.errors import CustomerError
 
 CACHE_ENV = "SMLOCAL_LL_CACHE_MB"
@@ -83,13 +83,13 @@ def check_labels(labels: np.ndarray | None, predictor_type: str, num_classes: in
 class Preparer:
     """Turns data-plane batches into ``PreparedBatch`` objects for one job (scaler and device fixed)."""
 
-    def __init__(self, backend: ArrayBackend, scaler: Scaler, predictor_type: str, num_classes: int,
+    def __init__(self, arrays: ArrayModule, scaler: Scaler, predictor_type: str, num_classes: int,
                  feature_dim: Any, class_weights: np.ndarray | None = None):
-        self.backend, self.scaler = backend, scaler
+        self.arrays, self.scaler = arrays, scaler
         self.predictor_type, self.num_classes = predictor_type, num_classes
         self.feature_dim = feature_dim  # as configured (int or "auto"), for the error message
         self.d = scaler.dim
-        xp = backend.xp
+        xp = arrays.xp
         self._inv_std = (1.0 / scaler.std).astype(np.float32)
         self._mean = scaler.mean.astype(np.float32)
         self._scales = bool(np.any(scaler.std != 1.0))
@@ -104,14 +104,14 @@ class Preparer:
             shown = self.feature_dim if self.feature_dim != "auto" else self.d
             raise dimension_error(channel, shown, int(X.shape[1]))
         y = check_labels(batch.labels, self.predictor_type, self.num_classes, channel)
-        xp = self.backend.xp
+        xp = self.arrays.xp
         if sp.issparse(X):
             Xs = X.tocsr().astype(np.float32, copy=True)
             if self._scales:
                 Xs.data *= self._inv_std[Xs.indices]
-            Xd, sparse = self.backend.to_device(Xs), True
+            Xd, sparse = self.arrays.to_device(Xs), True
         else:
-            Xd = self.backend.to_device(np.asarray(X, dtype=np.float32))
+            Xd = self.arrays.to_device(np.asarray(X, dtype=np.float32))
             if self._shifts:
                 Xd = Xd - self._mean_dev
                 if self._scales:
@@ -123,7 +123,7 @@ class Preparer:
         w = None
         if self._class_weights is not None:
             w = xp.asarray(self._class_weights[y.astype(np.int64)].reshape(-1, 1))
-        XT = Xd.T.tocsr() if sparse and self.backend.is_gpu else None
+        XT = Xd.T.tocsr() if sparse and self.arrays.is_gpu else None
         return PreparedBatch(X=Xd, y=xp.asarray(target.reshape(-1, 1)), y_raw=y, w=w, sparse=sparse, XT=XT)
 
 

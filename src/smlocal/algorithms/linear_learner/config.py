@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from smlocal.algorithms.hyperparameters import AUTO, Param, Schema, invalid
+from smlocal.algorithms.common.hyperparameters import AUTO, Param, Schema, invalid
 from smlocal.errors import CustomerError
 
 BINARY = "binary_classifier"

@@ -22,22 +22,23 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from smlocal.algorithms import ll_config
-from smlocal.algorithms.distributed import Cluster
-from smlocal.algorithms.ll_checkpoint import fingerprint, load_state, save_state, state_path
-from smlocal.algorithms.ll_config import BINARY, MULTICLASS, REGRESSOR, SCHEMA, LLConfig, parsed_values, resolve
-from smlocal.algorithms.hyperparameters import dimension_error
-from smlocal.algorithms.ll_data import BatchSource, Preparer, check_labels, default_cache_budget, peek_rows
-from smlocal.algorithms.ll_losses import make_loss, objective_name
-from smlocal.algorithms.ll_metrics import binary_metrics, multiclass_metrics, regression_metrics
-from smlocal.algorithms.ll_model import EpochStats, ParallelLinear
-from smlocal.algorithms.ll_optim import ParallelOptimizer
-from smlocal.algorithms.ll_scaler import describe
-from smlocal.algorithms.ll_selection import EarlyStopping, criterion_for, tune_threshold
-from smlocal.algorithms.ll_state import Best, State, from_checkpoint, start_state, to_checkpoint
-from smlocal.algorithms.ll_sync import GradientSync, merge_stats
-from smlocal.algorithms.reporting import Reporter, apply_log_level
-from smlocal.backend import ArrayBackend, nvidia_smi_count, select_backend, to_numpy
+from smlocal.algorithms.linear_learner import config as ll_config
+from smlocal.algorithms.cluster.kvstore import Cluster
+from smlocal.algorithms.linear_learner.checkpoint import fingerprint, load_state, save_state, state_path
+from smlocal.algorithms.linear_learner.config import BINARY, MULTICLASS, REGRESSOR, SCHEMA, LLConfig, parsed_values, resolve
+from smlocal.algorithms.common.hyperparameters import dimension_error
+from smlocal.algorithms.linear_learner.data import BatchSource, Preparer, check_labels, default_cache_budget, peek_rows
+from smlocal.algorithms.linear_learner.losses import make_loss, objective_name
+from smlocal.algorithms.linear_learner.metrics import binary_metrics, multiclass_metrics, regression_metrics
+from smlocal.algorithms.linear_learner.model import EpochStats, ParallelLinear
+from smlocal.algorithms.linear_learner.optim import ParallelOptimizer
+from smlocal.algorithms.linear_learner.scaler import describe
+from smlocal.algorithms.linear_learner.selection import EarlyStopping, criterion_for, tune_threshold
+from smlocal.algorithms.linear_learner.state import Best, State, from_checkpoint, start_state, to_checkpoint
+from smlocal.algorithms.linear_learner.sync import GradientSync, merge_stats
+from smlocal.algorithms.common.reporting import Reporter
+from smlocal.logs import apply_log_level
+from smlocal.arrays import ArrayModule, nvidia_smi_count, select_array_module, to_numpy
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError
 
@@ -76,14 +77,14 @@ class _Job:
         self.log.info(f"Final configuration: {parsed_values(given)}")
         return cfg
 
-    def _backend(self) -> ArrayBackend:
+    def _arrays(self) -> ArrayModule:
         self.log.info(f"Create Store: {self.cluster.store_type}")
         self.log.info(f"nvidia-smi identified {nvidia_smi_count()} GPUs.")
-        backend = select_backend(self.cfg.num_gpus)
-        self.log.info(f"Number of GPUs being used: {backend.num_gpus}")
-        return backend
+        arrays = select_array_module(self.cfg.num_gpus)
+        self.log.info(f"Number of GPUs being used: {arrays.num_gpus}")
+        return arrays
 
-    def _sources(self, backend: ArrayBackend) -> dict[str, BatchSource]:
+    def _sources(self, arrays: ArrayModule) -> dict[str, BatchSource]:
         from smlocal.data.channels import open_channel  # the data plane
 
         if "train" not in self.env.channels:
@@ -93,7 +94,7 @@ class _Job:
             if name not in CHANNELS:
                 self.log.warning(f"Ignoring channel '{name}': linear learner reads 'train', 'validation', 'test'.")
         cached = [name for name in CHANNELS if name in self.env.channels and name != "test"]
-        budget = default_cache_budget(backend.device_free_bytes(), len(cached))
+        budget = default_cache_budget(arrays.device_free_bytes(), len(cached))
         return {name: BatchSource(open_channel(self.env, name), name, self.cfg.mini_batch_size,
                                   self.env.channels[name].is_pipe, cache_budget=budget if name in cached else 0)
                 for name in CHANNELS if name in self.env.channels}
@@ -150,8 +151,8 @@ class _Job:
             self.log.info(note)
         return state, itertools.chain(head, raw)  # the sample is the start of the first epoch
 
-    def _model(self, backend: ArrayBackend) -> ParallelLinear:
-        cfg, state, xp = self.cfg, self.state, backend.xp
+    def _model(self, arrays: ArrayModule) -> ParallelLinear:
+        cfg, state, xp = self.cfg, self.state, arrays.xp
         optimizer = ParallelOptimizer(xp, cfg.optimizer, state.P.shape, state.spread.columns(cfg.outputs),
                                       use_scheduler=cfg.use_lr_scheduler, bias_lr_mult=cfg.bias_lr_mult,
                                       bias_wd_mult=cfg.bias_wd_mult, use_bias=cfg.use_bias, beta_1=cfg.beta_1,
@@ -168,14 +169,14 @@ class _Job:
     def run(self, cluster: Cluster) -> None:
         cfg, self.cluster = self.cfg, cluster
         self.log.info("Process 1 is a worker.")
-        backend = self._backend()
-        self.sources = self._sources(backend)
+        arrays = self._arrays()
+        self.sources = self._sources(arrays)
         self.ckpt_dir = self.env.paths.checkpoint_dir
         self.checkpoints = self.ckpt_dir.is_dir()
         self.job_id = fingerprint(self.env.hyperparameters)
         self.state, first_raw = self._start()
         scaler = self.state.scaler
-        preparer = Preparer(backend, scaler, cfg.predictor_type, cfg.num_classes, cfg.feature_dim,
+        preparer = Preparer(arrays, scaler, cfg.predictor_type, cfg.num_classes, cfg.feature_dim,
                             self.state.class_weights)
         for source in self.sources.values():
             source.prepare = preparer
@@ -191,15 +192,15 @@ class _Job:
                                    self.criterion.maximize)
         if self.state.early:
             self.early.load(self.state.early)
-        model = self._model(backend)
+        model = self._model(arrays)
         self.reporter.metrics({"setuptime": (time.time() - self.started) * 1000.0}, self.started)
-        with _blas_threads(backend, cfg.mini_batch_size * model.P.shape[0] * model.P.shape[1]):
+        with _blas_threads(arrays, cfg.mini_batch_size * model.P.shape[0] * model.P.shape[1]):
             self._train_epochs(model, first_raw)
         if self.state.best is None:
             raise CustomerError("No epoch was trained: check the epochs hyperparameter.")
         self.reporter.metrics({"epochs": float(cfg.epochs), "update.time": (time.time() - self.started) * 1000.0},
                               self.started)
-        self._finalize(backend)
+        self._finalize(arrays)
 
     def _train_epochs(self, model: ParallelLinear, first_raw: Iterable | None) -> None:
         cfg, state = self.cfg, self.state
@@ -321,13 +322,13 @@ class _Job:
             self.reporter.score(split, name, value)
             self.reporter.quality(split, name, value, kind)
 
-    def _finalize(self, backend: ArrayBackend) -> None:
+    def _finalize(self, arrays: ArrayModule) -> None:
         from smlocal.artifacts.files import atomic_write_bytes
         from smlocal.artifacts.linear_learner import LinearLearnerModel, dumps_linear_learner
 
         fin_start = time.time()
         cfg, state, best, criterion = self.cfg, self.state, self.state.best, self.criterion
-        xp, C = backend.xp, cfg.outputs
+        xp, C = arrays.xp, cfg.outputs
         single = ParallelLinear(xp, xp.asarray(best.block), 1, C, self.train_loss, shift=state.scaler.shift)
         threshold = 0.0 if cfg.loss == "hinge_loss" else 0.5
         val = self._collect(self.sources["validation"], single) if "validation" in self.sources else None
@@ -366,10 +367,10 @@ class _Job:
                                "totaltime": (now - self.started) * 1000.0}, fin_start, now)
 
 
-def _blas_threads(backend: ArrayBackend, flops_per_step: int):
+def _blas_threads(arrays: ArrayModule, flops_per_step: int):
     """One BLAS thread for small per-batch products: threading them costs more than it gains (and the
     host's cores are often shared); large ones keep the library's default."""
-    if backend.is_gpu or flops_per_step > 50_000_000:
+    if arrays.is_gpu or flops_per_step > 50_000_000:
         return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits  # a scikit-learn dependency

@@ -17,7 +17,7 @@ Three steps, each testable on arrays alone:
 3. ``reduce_centers``: the K weighted centers are shrunk to k by scikit-learn's weighted ``KMeans``
    (local Lloyd), best of ``trials`` seeded runs by weighted inertia.
 
-Every array operation goes through an ``ArrayBackend`` (numpy or CuPy); the only backend-specific choices
+Every array operation goes through an ``ArrayModule`` (numpy or CuPy); the only device-specific choices
 are which sparse module builds the indicator matrix (``sparse_module``), how per-center sums are taken
 (``one_hot_sums`` on a GPU) and the score block size (``block_elements``).
 """
@@ -29,15 +29,15 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.backend import CPU, ArrayBackend
+from smlocal.arrays import CPU, ArrayModule
 
 RANDOM = "random"
 KMEANS_PP = "kmeans++"
 
 
-def sparse_module(backend: ArrayBackend) -> Any:
+def sparse_module(arrays: ArrayModule) -> Any:
     """scipy.sparse for numpy, cupyx.scipy.sparse for CuPy (same constructors and products)."""
-    if backend.name == "cupy":
+    if arrays.name == "cupy":
         import cupyx.scipy.sparse as cusparse
 
         return cusparse
@@ -48,47 +48,47 @@ def is_sparse(x: Any) -> bool:
     return sp.issparse(x) or type(x).__module__.startswith("cupyx.scipy.sparse")
 
 
-def to_backend(backend: ArrayBackend, features: Any, force_dense: bool) -> Any:
-    """A batch's features as float32 on the backend: dense array, or CSR when sparse input stays sparse."""
+def on_device(arrays: ArrayModule, features: Any, force_dense: bool) -> Any:
+    """A batch's features as float32 on the device: dense array, or CSR when sparse input stays sparse."""
     if sp.issparse(features):
         if force_dense:
-            return backend.to_device(np.asarray(features.toarray(), dtype=np.float32))
-        return backend.to_device(features.tocsr().astype(np.float32, copy=False))
-    return backend.xp.asarray(features, dtype=backend.xp.float32)
+            return arrays.to_device(np.asarray(features.toarray(), dtype=np.float32))
+        return arrays.to_device(features.tocsr().astype(np.float32, copy=False))
+    return arrays.xp.asarray(features, dtype=arrays.xp.float32)
 
 
-def row_sq_norms(backend: ArrayBackend, x: Any) -> Any:
+def row_sq_norms(arrays: ArrayModule, x: Any) -> Any:
     """||x_i||^2 per row, float32, for dense or CSR ``x``."""
-    xp = backend.xp
+    xp = arrays.xp
     if is_sparse(x):
         return xp.asarray(x.multiply(x).sum(axis=1), dtype=xp.float32).ravel()
     return xp.einsum("ij,ij->i", x, x)
 
 
-def nearest(backend: ArrayBackend, x: Any, centers32: Any, center_norms: Any,
+def nearest(arrays: ArrayModule, x: Any, centers32: Any, center_norms: Any,
             row_norms: Any = None) -> tuple[Any, Any]:
     """(index of the nearest center, squared distance to it) for every row of ``x``.
 
     One (n, K) matrix product; the distance is ``||x||^2 - 2 x.c + ||c||^2`` clamped at 0.
     ``row_norms`` (``||x||^2``) is computed when not given.
     """
-    xp = backend.xp
+    xp = arrays.xp
     scores = x @ centers32.T  # dense (n, K) for dense and for CSR x
     scores = xp.asarray(scores)
     scores *= -2.0
     scores += center_norms[None, :]
     labels = xp.argmin(scores, axis=1)
     best = scores[xp.arange(scores.shape[0]), labels]
-    best += row_sq_norms(backend, x) if row_norms is None else row_norms
+    best += row_sq_norms(arrays, x) if row_norms is None else row_norms
     return labels, xp.maximum(best, 0.0)
 
 
-def center_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int) -> Any:
+def center_sums(arrays: ArrayModule, x: Any, labels: Any, num_centers: int) -> Any:
     """Sum of the rows assigned to each center, (K, d) float64: indicator (K, n) @ x in one product."""
-    xp = backend.xp
+    xp = arrays.xp
     n = labels.shape[0]
     # CSC (K, n) with one 1 per column (row = the point's center): built as is, no sorting
-    indicator = sparse_module(backend).csc_matrix(
+    indicator = sparse_module(arrays).csc_matrix(
         (xp.ones(n, dtype=xp.float32), labels.astype(xp.int32), xp.arange(n + 1, dtype=xp.int32)),
         shape=(num_centers, n),
     )
@@ -101,7 +101,7 @@ def center_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int) ->
 ONE_HOT_ELEMENTS = 1 << 24  # one-hot block per product: 64 MB as float32
 
 
-def one_hot_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int,
+def one_hot_sums(arrays: ArrayModule, x: Any, labels: Any, num_centers: int,
                  weights: Any = None) -> tuple[Any, Any]:
     """(K, d) sums of dense rows per center and (K,) sums of ``weights``, float64, as one-hot products.
 
@@ -109,7 +109,7 @@ def one_hot_sums(backend: ArrayBackend, x: Any, labels: Any, num_centers: int,
     round differently from run to run, while a dense product (cuBLAS) gives the same bits every run, so
     the same job trains the same model. ``x=None`` gives the weight sums alone (sparse batches).
     """
-    xp = backend.xp
+    xp = arrays.xp
     n = int(labels.shape[0])
     ids = xp.arange(num_centers, dtype=labels.dtype)
     sums = None if x is None else xp.zeros((num_centers, x.shape[1]), dtype=xp.float64)
@@ -147,19 +147,19 @@ def init_centers(features: np.ndarray | sp.csr_matrix, num_centers: int, method:
     return np.asarray(chosen, dtype=np.float64)
 
 
-def block_elements(backend: ArrayBackend) -> int | None:
+def block_elements(arrays: ArrayModule) -> int | None:
     """Size of the (rows, K) score block per product: cache-sized on a CPU, the whole batch on a GPU."""
-    return None if backend.is_gpu else 1 << 17  # 512 KB of float32 scores
+    return None if arrays.is_gpu else 1 << 17  # 512 KB of float32 scores
 
 
-def assign_augmented(backend: ArrayBackend, rows: Any, scorer_t: Any, block: int | None) -> Any:
+def assign_augmented(arrays: ArrayModule, rows: Any, scorer_t: Any, block: int | None) -> Any:
     """argmin over centers of ``[x, 1] @ [-2c, ||c||^2]^T``, i.e. of ``||x - c||^2 - ||x||^2``.
 
     ``rows`` is (n, d+1) with a last column of ones and ``scorer_t`` is (d+1, K), so the product already
     holds the scores; it runs in row blocks of about ``block`` scores so each block is reduced by argmin
     while it is still in cache.
     """
-    xp = backend.xp
+    xp = arrays.xp
     n, num_centers = rows.shape[0], scorer_t.shape[1]
     step = n if block is None else max(64, block // max(num_centers, 1))
     if step >= n:
@@ -181,12 +181,12 @@ class StreamingKMeans:
     ``origin`` (dense data), centers are kept relative to it and every batch is shifted by it first.
     """
 
-    centers: Any  # (K, d) float64 on the backend, relative to origin
-    counts: Any  # (K,) float64 on the backend
+    centers: Any  # (K, d) float64 on the device, relative to origin
+    counts: Any  # (K,) float64 on the device
     sq_sums: Any = None  # (K,) float64: sum of ||x - origin||^2 of each center's points (decayed)
-    backend: ArrayBackend = CPU
+    arrays: ArrayModule = CPU
     half_life: int = 0
-    origin: Any = None  # (d,) float64 on the backend, or None (sparse data keeps its zeros)
+    origin: Any = None  # (d,) float64 on the device, or None (sparse data keeps its zeros)
     rows: int = 0
     total_rows: int = 0
     _centers32: Any = field(default=None, repr=False)
@@ -196,15 +196,15 @@ class StreamingKMeans:
     _buffer: Any = field(default=None, repr=False)  # reused (n, d+1) float32 rows [x - origin, 1]
 
     @classmethod
-    def start(cls, initial_centers: np.ndarray, backend: ArrayBackend = CPU, half_life: int = 0,
+    def start(cls, initial_centers: np.ndarray, arrays: ArrayModule = CPU, half_life: int = 0,
               shift: bool = True) -> "StreamingKMeans":
         """Begin from ``initial_centers``; ``shift=False`` for sparse data (no origin, zeros kept)."""
-        xp = backend.xp
-        centers = backend.to_device(np.asarray(initial_centers, dtype=np.float64))
+        xp = arrays.xp
+        centers = arrays.to_device(np.asarray(initial_centers, dtype=np.float64))
         origin = centers.mean(axis=0) if shift else xp.zeros(centers.shape[1], dtype=xp.float64)
         state = cls(centers=centers - origin,
                     counts=xp.zeros(centers.shape[0], dtype=xp.float64),
-                    sq_sums=xp.zeros(centers.shape[0], dtype=xp.float64), backend=backend,
+                    sq_sums=xp.zeros(centers.shape[0], dtype=xp.float64), arrays=arrays,
                     half_life=int(half_life), origin=origin if shift else None)
         state._origin32 = origin.astype(xp.float32)
         state._refresh()
@@ -219,7 +219,7 @@ class StreamingKMeans:
         return int(self.centers.shape[1])
 
     def _refresh(self) -> None:
-        xp = self.backend.xp
+        xp = self.arrays.xp
         self._centers32 = self.centers.astype(xp.float32)
         self._norms = xp.einsum("ij,ij->i", self._centers32, self._centers32)
         self._scorer_t = xp.ascontiguousarray(
@@ -227,7 +227,7 @@ class StreamingKMeans:
 
     def _augmented(self, x: Any) -> Any:
         """The batch as (n, d+1) float32 rows ``[x - origin, 1]`` in a reused buffer."""
-        xp = self.backend.xp
+        xp = self.arrays.xp
         n, d = x.shape[0], self.dim
         if self._buffer is None or self._buffer.shape[0] < n:
             self._buffer = xp.empty((n, d + 1), dtype=xp.float32)
@@ -240,32 +240,32 @@ class StreamingKMeans:
 
     def _sums(self, data: Any, labels: Any, row_norms: Any) -> tuple[Any, Any]:
         """Per center: the sum of ``data``'s rows assigned to it and the sum of their ``row_norms``."""
-        xp, K = self.backend.xp, self.num_centers
+        xp, K = self.arrays.xp, self.num_centers
         row_norms = row_norms.astype(xp.float64)
-        if not self.backend.is_gpu:
-            return center_sums(self.backend, data, labels, K), xp.bincount(labels, weights=row_norms, minlength=K)
+        if not self.arrays.is_gpu:
+            return center_sums(self.arrays, data, labels, K), xp.bincount(labels, weights=row_norms, minlength=K)
         if is_sparse(data):  # sparse rows stay with cuSPARSE; the norms' sums are made repeatable
-            return center_sums(self.backend, data, labels, K), one_hot_sums(self.backend, None, labels, K,
+            return center_sums(self.arrays, data, labels, K), one_hot_sums(self.arrays, None, labels, K,
                                                                              row_norms)[1]
-        return one_hot_sums(self.backend, data, labels, K, row_norms)
+        return one_hot_sums(self.arrays, data, labels, K, row_norms)
 
     def reset_epoch(self) -> None:
         self.rows = 0
 
     def update(self, x: Any) -> None:
-        """One mini-batch (``x`` already on the backend, float32 dense or CSR): assign, then move centers."""
-        xp = self.backend.xp
+        """One mini-batch (``x`` already on the device, float32 dense or CSR): assign, then move centers."""
+        xp = self.arrays.xp
         n = int(x.shape[0])
         if n == 0:
             return
         d = self.dim
         if is_sparse(x) and self.origin is None:  # sparse math: the data keeps its zeros
-            row_norms = row_sq_norms(self.backend, x)
-            labels, _ = nearest(self.backend, x, self._centers32, self._norms, row_norms)
+            row_norms = row_sq_norms(self.arrays, x)
+            labels, _ = nearest(self.arrays, x, self._centers32, self._norms, row_norms)
             sums, new_sq = self._sums(x, labels, row_norms)
         else:
             rows = self._augmented(x)
-            labels = assign_augmented(self.backend, rows, self._scorer_t, block_elements(self.backend))
+            labels = assign_augmented(self.arrays, rows, self._scorer_t, block_elements(self.arrays))
             relative = rows[:, :d]
             sums, new_sq = self._sums(rows, labels, xp.einsum("ij,ij->i", relative, relative))
             sums = sums[:, :d]
@@ -291,14 +291,14 @@ class StreamingKMeans:
         Each center is the weighted mean of its points, so their scatter is
         ``sum ||x||^2 - n ||c||^2`` (exact without a second pass; relative to the origin for precision).
         """
-        xp = self.backend.xp
+        xp = self.arrays.xp
         norms = xp.einsum("ij,ij->i", self.centers, self.centers)
         return float(xp.maximum(self.sq_sums - self.counts * norms, 0.0).sum())
 
     def host_state(self) -> tuple[np.ndarray, np.ndarray]:
         """(centers (K, d) float64 in data coordinates, counts (K,) float64) on the host."""
         centers = self.centers if self.origin is None else self.centers + self.origin
-        return self.backend.to_host(centers), self.backend.to_host(self.counts)
+        return self.arrays.to_host(centers), self.arrays.to_host(self.counts)
 
 
 @dataclass(frozen=True)
@@ -347,17 +347,17 @@ def reduce_centers(centers: np.ndarray, weights: np.ndarray, k: int, init: str =
     return Reduction(np.asarray(best[1], dtype=np.float32), best[0], attempts)
 
 
-def squared_distances(backend: ArrayBackend, x: Any, centers: np.ndarray) -> np.ndarray:
+def squared_distances(arrays: ArrayModule, x: Any, centers: np.ndarray) -> np.ndarray:
     """Squared distance (float64, host) of every row of ``x`` to its nearest center, for the metrics.
 
     The nearest center comes from the fast float32 product (dense rows shifted by the centers' mean
     first, as in training); the distance is then recomputed in float64.
     """
-    xp = backend.xp
-    c64 = backend.to_device(np.asarray(centers, dtype=np.float64))
+    xp = arrays.xp
+    c64 = arrays.to_device(np.asarray(centers, dtype=np.float64))
     if is_sparse(x):
         c32 = c64.astype(xp.float32)
-        labels, _ = nearest(backend, x, c32, xp.einsum("ij,ij->i", c32, c32))
+        labels, _ = nearest(arrays, x, c32, xp.einsum("ij,ij->i", c32, c32))
         chosen = c64[labels]
         x64 = x.astype(xp.float64)
         xx = xp.asarray(x64.multiply(x64).sum(axis=1)).ravel()
@@ -366,7 +366,7 @@ def squared_distances(backend: ArrayBackend, x: Any, centers: np.ndarray) -> np.
     else:
         origin = c64.mean(axis=0)
         rel32 = (c64 - origin).astype(xp.float32)
-        labels, _ = nearest(backend, x - origin.astype(xp.float32), rel32, xp.einsum("ij,ij->i", rel32, rel32))
+        labels, _ = nearest(arrays, x - origin.astype(xp.float32), rel32, xp.einsum("ij,ij->i", rel32, rel32))
         diff = x.astype(xp.float64) - c64[labels]
         d = xp.einsum("ij,ij->i", diff, diff)
-    return backend.to_host(xp.maximum(d, 0.0))
+    return arrays.to_host(xp.maximum(d, 0.0))

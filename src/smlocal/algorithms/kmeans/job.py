@@ -19,9 +19,9 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.algorithms.distributed import Cluster
-from smlocal.algorithms.hyperparameters import AUTO, Param, Schema, dimension_error
-from smlocal.algorithms.kmeans_streaming import (
+from smlocal.algorithms.cluster.kvstore import Cluster
+from smlocal.algorithms.common.hyperparameters import AUTO, Param, Schema, dimension_error
+from smlocal.algorithms.kmeans.streaming import (
     KMEANS_PP,
     RANDOM,
     Reduction,
@@ -29,10 +29,11 @@ from smlocal.algorithms.kmeans_streaming import (
     init_centers,
     reduce_centers,
     squared_distances,
-    to_backend,
+    on_device,
 )
-from smlocal.algorithms.reporting import Reporter, apply_log_level
-from smlocal.backend import ArrayBackend, nvidia_smi_count, select_backend
+from smlocal.algorithms.common.reporting import Reporter
+from smlocal.logs import apply_log_level
+from smlocal.arrays import ArrayModule, nvidia_smi_count, select_array_module
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError
 
@@ -274,7 +275,7 @@ def _math_threads() -> int:
     return max(1, cores - 1)
 
 
-def fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Reporter,
+def fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporter,
         cluster: Cluster | None = None) -> FitResult:
     """Stream ``epochs`` passes of ``channel`` through the streaming k-means, then shrink to k centers.
 
@@ -284,10 +285,10 @@ def fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Report
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     with threadpool_limits(limits=_math_threads(), user_api="blas"):
-        return _fit(cfg, channel, backend, reporter, cluster or Cluster())
+        return _fit(cfg, channel, arrays, reporter, cluster or Cluster())
 
 
-def _fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Reporter, cluster: Cluster) -> FitResult:
+def _fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporter, cluster: Cluster) -> FitResult:
     log = reporter.log
     stats = _IterStats()
     t0 = time.time()
@@ -320,7 +321,7 @@ def _fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Repor
         init_data = _stack(head)
         if cfg.force_dense and sp.issparse(init_data):
             init_data = init_data.toarray()
-        state = StreamingKMeans.start(init_centers(init_data, num_centers, cfg.init_method, SEED), backend,
+        state = StreamingKMeans.start(init_centers(init_data, num_centers, cfg.init_method, SEED), arrays,
                                       cfg.half_life_time_size, shift=not sp.issparse(init_data))
         log.info("number of center slices 1")
         reporter.metrics(stats.metrics(), t0, Meta="init_train_data_iter")
@@ -334,12 +335,12 @@ def _fit(cfg: KMeansConfig, channel: Any, backend: ArrayBackend, reporter: Repor
             state.reset_epoch()
             if epoch == 0:
                 stream = _chain(head, (_features(b, "train", cfg.feature_dim) for b in batches), stats)
-                update_s += _consume(state, stream, cfg, backend)
+                update_s += _consume(state, stream, cfg, arrays)
             else:
                 stats.reset()
                 with _Prefetch(channel.batches(cfg.mini_batch_size, epoch)) as later:
                     stream = _chain([], (_features(b, "train", cfg.feature_dim) for b in later), stats)
-                    update_s += _consume(state, stream, cfg, backend)
+                    update_s += _consume(state, stream, cfg, arrays)
             records += state.rows
             elapsed = time.time() - epoch_start
             log.info(f"processed a total of {state.rows} examples")
@@ -401,17 +402,17 @@ def _chain(head: list, rest: Iterable, stats: _IterStats) -> Iterator:
             yield features
 
 
-def _consume(state: StreamingKMeans, stream: Iterable, cfg: KMeansConfig, backend: ArrayBackend) -> float:
+def _consume(state: StreamingKMeans, stream: Iterable, cfg: KMeansConfig, arrays: ArrayModule) -> float:
     """Feed every batch of ``stream`` to ``state``; return the seconds spent in the math."""
     spent = 0.0
     for features in stream:
         t = time.perf_counter()
-        state.update(to_backend(backend, features, cfg.force_dense))
+        state.update(on_device(arrays, features, cfg.force_dense))
         spent += time.perf_counter() - t
     return spent
 
 
-def evaluate(centers: np.ndarray, channel: Any, cfg: KMeansConfig, backend: ArrayBackend,
+def evaluate(centers: np.ndarray, channel: Any, cfg: KMeansConfig, arrays: ArrayModule,
              reporter: Reporter, cluster: Cluster | None = None, sharded: bool = False) -> dict[str, float]:
     """msd / ssd of the ``test`` channel against the final centers, streamed batch by batch.
 
@@ -426,7 +427,7 @@ def evaluate(centers: np.ndarray, channel: Any, cfg: KMeansConfig, backend: Arra
             if features.shape[0] == 0:
                 continue
             stats.add(features.shape[0])
-            ssd += float(squared_distances(backend, to_backend(backend, features, cfg.force_dense), centers).sum())
+            ssd += float(squared_distances(arrays, on_device(arrays, features, cfg.force_dense), centers).sum())
             rows += features.shape[0]
     if cluster is not None and cluster.size > 1 and sharded:
         ssd, rows = (float(v) for v in cluster.allreduce_sum(np.array([ssd, rows], dtype=np.float64)))
@@ -470,18 +471,18 @@ def _train(env: TrainingEnv, cfg: KMeansConfig, cluster: Cluster, reporter: Repo
     log.info(f"Loaded iterator creator {config.content_type} for content type "
              f"('{config.content_type}', '1.0')")
     log.info(f"Create Store: {cluster.store_type}")
-    backend = select_backend(cfg.num_gpus)
+    arrays = select_array_module(cfg.num_gpus)
     log.info(f"nvidia-smi identified {nvidia_smi_count()} GPUs.")
-    log.info(f"Number of GPUs being used: {backend.num_gpus}")
+    log.info(f"Number of GPUs being used: {arrays.num_gpus}")
     setup_end = time.time()
 
-    result = fit(cfg, train_channel, backend, reporter, cluster)
+    result = fit(cfg, train_channel, arrays, reporter, cluster)
     reporter.quality("train", "msd", result.train_msd)
 
     if test_channel is None:
         log.info("Test data is not provided.")
     else:
-        scores = evaluate(result.centers, test_channel, cfg, backend, reporter, cluster,
+        scores = evaluate(result.centers, test_channel, cfg, arrays, reporter, cluster,
                           sharded=env.channels["test"].distribution == "ShardedByS3Key")
         for name in cfg.eval_metrics:
             reporter.score("test", name, scores[name])

@@ -1,8 +1,8 @@
-"""The array-backend seam: numpy on CPU, CuPy on a GPU, chosen once per job.
+"""the array-module seam: numpy on CPU, CuPy on a GPU, chosen once per job.
 
-Algorithms take an ``ArrayBackend`` and write their math against ``backend.xp``; they never test for
+Algorithms take an ``ArrayModule`` and write their math against ``arrays.xp``; they never test for
 a GPU themselves. ``to_host``/``to_device`` move arrays across the boundary; ``to_numpy`` brings any
-numpy or CuPy array to the host where no backend is at hand.
+numpy or CuPy array to the host where no arrays is at hand.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from smlocal.errors import CustomerError
 
 
 @dataclass(frozen=True)
-class ArrayBackend:
+class ArrayModule:
     xp: Any  # numpy or cupy
     name: str  # "numpy" | "cupy"
     num_gpus: int = 0
@@ -27,7 +27,7 @@ class ArrayBackend:
         return self.num_gpus > 0
 
     def to_device(self, array: Any) -> Any:
-        """A host array on the backend; a scipy CSR matrix stays sparse (cupyx's CSR on a GPU)."""
+        """A host array on the device; a scipy CSR matrix stays sparse (cupyx's CSR on a GPU)."""
         import scipy.sparse as sp  # here: script mode imports this module only for nvidia_smi_count
 
         if sp.issparse(array):
@@ -54,7 +54,7 @@ def to_numpy(array: Any) -> np.ndarray:
     return np.asarray(array.get() if hasattr(array, "get") else array)
 
 
-CPU = ArrayBackend(np, "numpy", 0)
+CPU = ArrayModule(np, "numpy", 0)
 
 
 def detected_gpus() -> int:
@@ -78,7 +78,7 @@ def nvidia_smi_count() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-def select_backend(num_gpus: int | str = "auto") -> ArrayBackend:
+def select_array_module(num_gpus: int | str = "auto") -> ArrayModule:
     """``_num_gpus``: ``auto`` = use a GPU when one is detected; an int = min(requested, detected).
 
     Like the built-ins, at most one GPU is used per host.
@@ -96,4 +96,4 @@ def select_backend(num_gpus: int | str = "auto") -> ArrayBackend:
         return CPU
     import cupy
 
-    return ArrayBackend(cupy, "cupy", 1)
+    return ArrayModule(cupy, "cupy", 1)
