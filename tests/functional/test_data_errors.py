@@ -1,6 +1,6 @@
 """Bad channel data through the real ``container/train`` entry point: ``output/failure`` + exit 2.
 
-Complements tests/unit/test_channels.py (every message there) and tests/functional/test_kmeans_train.py
+Complements tests/unit/data/test_channels.py (every message there) and tests/functional/test_kmeans_train.py
 (NaN in RecordIO, content-type mismatch, empty/missing channel): here the CSV and framing errors.
 """
 from __future__ import annotations
