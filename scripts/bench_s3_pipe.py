@@ -14,7 +14,7 @@ rows the algorithm read. Target: peak memory <= 400 MB, disk flat.
 --mode stream: the S3 layer alone. A real S3 API (moto's server, a separate process on 127.0.0.1, objects kept in its memory) receives a
 channel of --objects objects totalling --size-mb, uploaded by a separate generator process (multipart,
 8 MB parts of seeded random bytes). This process then lists the channel and streams every object with
-``smlocal.runtime.s3.open_object_stream`` into a FIFO, read by a consumer process that hashes what it
+``smlocal.runtime.s3.objects.open_object_stream`` into a FIFO, read by a consumer process that hashes what it
 gets. Neither the server, the generator nor the consumer count towards this process's memory.
 
 Prints: throughput, this process's peak RSS (getrusage) and sampled RSS, the disk used on the temp
@@ -236,7 +236,62 @@ def run_job(args, endpoint: str, server, work: Path) -> int:
     return 0 if code == 0 and rows == channel["rows"] else 1
 
 
-def main() -> int:
+def run_stream(args: argparse.Namespace, endpoint: str, work: Path) -> int:
+    """Stream mode: the S3 layer alone, from S3 objects into a FIFO read by a separate process."""
+    started = time.monotonic()
+    generated = subprocess.run(
+        [sys.executable, __file__, "--generate", "--mode", "stream", "--endpoint-url", endpoint, "--bucket",
+         args.bucket, "--prefix", args.prefix, "--size-mb", str(args.size_mb), "--objects", str(args.objects)],
+        check=True, stdout=subprocess.PIPE, text=True, env=os.environ)
+    expected = json.loads(generated.stdout)["sha256"]
+    print(f"generated {args.size_mb} MB in {args.objects} objects in {time.monotonic() - started:.1f} s "
+          f"(separate process)")
+
+    from smlocal.runtime.s3.client import make_client
+    from smlocal.runtime.s3.objects import list_channel_objects, open_object_stream
+
+    client = make_client(endpoint)
+    rss_after_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    disk_before = shutil.disk_usage(work).used
+    work_before = tree_bytes(work)
+    sampler = Sampler(work)
+    sampler.start()
+
+    started = time.monotonic()
+    objects = list_channel_objects(f"s3://{args.bucket}/{args.prefix}", client=client, channel="train")
+    fifo = work / "train_0"
+    os.mkfifo(fifo)
+    consumer = subprocess.Popen([sys.executable, "-c", CONSUMER, str(fifo)], stdout=subprocess.PIPE, text=True)
+    chunk = int(args.chunk_mb * MB)
+    sent = 0
+    with open(fifo, "wb", buffering=0) as pipe:
+        for obj in objects:
+            with open_object_stream(obj, client, buffer_size=chunk) as stream:
+                while data := stream.read(chunk):
+                    pipe.write(data)
+                    sent += len(data)
+    result = json.loads(consumer.communicate()[0])
+    elapsed = time.monotonic() - started
+    sampler.stop()
+
+    disk_after = shutil.disk_usage(work).used
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"streamed {sent / MB:,.0f} MB from {len(objects)} S3 objects into a FIFO in {elapsed:.1f} s "
+          f"({sent / MB / elapsed:,.0f} MB/s)")
+    print(f"consumer got {result['bytes'] / MB:,.0f} MB, sha256 "
+          f"{'matches' if result['sha256'] == expected else 'DIFFERS from'} the generated data")
+    print(f"peak RSS of this process: {peak_rss / MB:,.0f} MB (getrusage; {rss_after_imports / MB:,.0f} MB "
+          f"after imports), sampled peak {sampler.peak_rss / MB:,.0f} MB; target <= 400 MB: "
+          f"{'OK' if peak_rss <= 400 * MB else 'ABOVE'}")
+    print(f"disk used on {work}'s filesystem: before {disk_before / MB:,.0f} MB, after "
+          f"{disk_after / MB:,.0f} MB (change {(disk_after - disk_before) / MB:+,.1f} MB), sampled peak "
+          f"{(max(sampler.peak_disk, disk_after) - disk_before) / MB:+,.1f} MB over before")
+    print(f"bytes under the benchmark directory: {work_before / MB:,.2f} MB before, "
+          f"{tree_bytes(work) / MB:,.2f} MB after (moto log, config only)")
+    return 0 if result["sha256"] == expected and result["bytes"] == sent == args.size_mb * MB else 1
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--objects", type=int, default=16)
@@ -251,8 +306,11 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=10, help="job mode: clusters")
     parser.add_argument("--mini-batch-size", type=int, default=5000, help="job mode")
     parser.add_argument("--epochs", type=int, default=1, help="job mode: passes over the channel")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> int:
+    args = parse_args()
     if args.generate:
         if args.mode == "job":
             generate_recordio(args.endpoint_url, args.bucket, args.prefix, args.size_mb, args.objects, args.dim,
@@ -280,56 +338,7 @@ def main() -> int:
                     os.environ[name] = value
         if args.mode == "job":
             return run_job(args, endpoint, server, work)
-        started = time.monotonic()
-        generated = subprocess.run(
-            [sys.executable, __file__, "--generate", "--mode", "stream", "--endpoint-url", endpoint, "--bucket",
-             args.bucket, "--prefix", args.prefix, "--size-mb", str(args.size_mb), "--objects", str(args.objects)],
-            check=True, stdout=subprocess.PIPE, text=True, env=os.environ)
-        expected = json.loads(generated.stdout)["sha256"]
-        print(f"generated {args.size_mb} MB in {args.objects} objects in {time.monotonic() - started:.1f} s "
-              f"(separate process)")
-
-        from smlocal.runtime import s3
-
-        client = s3.make_client(endpoint)
-        rss_after_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        disk_before = shutil.disk_usage(work).used
-        work_before = tree_bytes(work)
-        sampler = Sampler(work)
-        sampler.start()
-
-        started = time.monotonic()
-        objects = s3.list_channel_objects(f"s3://{args.bucket}/{args.prefix}", client=client, channel="train")
-        fifo = work / "train_0"
-        os.mkfifo(fifo)
-        consumer = subprocess.Popen([sys.executable, "-c", CONSUMER, str(fifo)], stdout=subprocess.PIPE, text=True)
-        chunk = int(args.chunk_mb * MB)
-        sent = 0
-        with open(fifo, "wb", buffering=0) as pipe:
-            for obj in objects:
-                with s3.open_object_stream(obj, client, buffer_size=chunk) as stream:
-                    while data := stream.read(chunk):
-                        pipe.write(data)
-                        sent += len(data)
-        result = json.loads(consumer.communicate()[0])
-        elapsed = time.monotonic() - started
-        sampler.stop()
-
-        disk_after = shutil.disk_usage(work).used
-        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(f"streamed {sent / MB:,.0f} MB from {len(objects)} S3 objects into a FIFO in {elapsed:.1f} s "
-              f"({sent / MB / elapsed:,.0f} MB/s)")
-        print(f"consumer got {result['bytes'] / MB:,.0f} MB, sha256 "
-              f"{'matches' if result['sha256'] == expected else 'DIFFERS from'} the generated data")
-        print(f"peak RSS of this process: {peak_rss / MB:,.0f} MB (getrusage; {rss_after_imports / MB:,.0f} MB "
-              f"after imports), sampled peak {sampler.peak_rss / MB:,.0f} MB; target <= 400 MB: "
-              f"{'OK' if peak_rss <= 400 * MB else 'ABOVE'}")
-        print(f"disk used on {work}'s filesystem: before {disk_before / MB:,.0f} MB, after "
-              f"{disk_after / MB:,.0f} MB (change {(disk_after - disk_before) / MB:+,.1f} MB), sampled peak "
-              f"{(max(sampler.peak_disk, disk_after) - disk_before) / MB:+,.1f} MB over before")
-        print(f"bytes under the benchmark directory: {work_before / MB:,.2f} MB before, "
-              f"{tree_bytes(work) / MB:,.2f} MB after (moto log, config only)")
-        return 0 if result["sha256"] == expected and result["bytes"] == sent == args.size_mb * MB else 1
+        return run_stream(args, endpoint, work)
     finally:
         if server is not None:
             server.stop()

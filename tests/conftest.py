@@ -1,8 +1,13 @@
+"""Fixtures for every test: an empty /opt/ml tree and the AWS built-ins' fixture artifacts."""
 from __future__ import annotations
 
 import pytest
 
-from tests.helpers import FIXTURES
+# Helper modules' asserts get pytest's introspection too (it rewrites only test modules and conftests by
+# default); registered before their first import.
+pytest.register_assert_rewrite("tests.helpers", "tests.functional.conftest_s3")
+
+from tests.helpers import FIXTURES  # noqa: E402 - after the registration above
 
 
 @pytest.fixture

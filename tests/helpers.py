@@ -1,24 +1,25 @@
-"""Shared test helpers: lay out a temporary /opt/ml tree and run the container entry points on it."""
+"""Shared test helpers: temporary /opt/ml trees and the container entry points, test data, job bodies, the CLI."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import importlib.util
 import io
-import signal
-import socket
-import threading
-import time
-
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+
+from smlocal.runtime.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CONTAINER = REPO / "container"
@@ -68,10 +69,24 @@ def run_container(command: str, base: Path, algorithm: str = "kmeans", env: dict
     return TrainResult(proc.returncode, proc.stdout, proc.stderr, base)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def train_builtin(base: Path, hps: dict, channels: dict, *, algorithm: str, env: dict | None = None,
+                  timeout: float = 180) -> TrainResult:
+    """Write the config files, then run ``container/train`` with a built-in ``algorithm`` (which waits up to
+    20 s for a Pipe-mode FIFO)."""
+    write_config(base, hps, channels)
+    return run_container("train", base, algorithm=algorithm, env={"SMLOCAL_PIPE_WAIT_SECONDS": "20", **(env or {})},
+                         timeout=timeout)
+
+
+def assert_trained(result: TrainResult) -> None:
+    """The job succeeded: exit 0 and no ``output/failure``."""
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-4000:]
+    assert result.failure is None
+
+
+def metrics_lines(stdout: str) -> list[dict]:
+    """The ``#metrics`` JSON lines of a job's output."""
+    return [json.loads(line[len("#metrics "):]) for line in stdout.splitlines() if line.startswith("#metrics ")]
 
 
 class Server:
@@ -181,7 +196,7 @@ class FifoFeeder:
 
 
 def records_read_in_epoch0(log: Path) -> int:
-    """Rows a host read in epoch 0, from its ``training_data_iter`` ``#metrics`` line (spec §5.3)."""
+    """Rows a host read in epoch 0, from its ``training_data_iter`` ``#metrics`` line (as the built-ins log it)."""
     for line in Path(log).read_text().splitlines():
         if line.startswith("#metrics ") and '"training_data_iter"' in line:
             metrics = json.loads(line[len("#metrics "):])
@@ -232,3 +247,85 @@ def process_alive(pid: int) -> bool:
             return f.read().split(") ")[-1][:1] not in ("Z", "X")
     except FileNotFoundError:
         return False
+
+
+def training_env(base: Path, channels: dict | None = None, files: dict[str, bytes] | None = None):
+    """The TrainingEnv of a job under ``base``: config files for ``channels`` (default: one File-mode ``train``)
+    and ``files`` (path under input/data -> bytes) written first."""
+    from smlocal.environment import load_training_env
+
+    channels = channels if channels is not None else {"train": {"TrainingInputMode": "File"}}
+    write_config(base, {}, channels)
+    for rel, data in (files or {}).items():
+        path = base / "input" / "data" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return load_training_env(base)
+
+
+# ----------------------------------------------------------------------------------------- assertions
+
+
+def assert_customer_error(result: TrainResult, *fragments: str) -> None:
+    """The job failed on the customer's side: exit 2, ``output/failure`` starting ``Customer Error: `` and
+    holding every fragment, the same text logged, and nothing (not even a partial file) in the model dir."""
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    failure = result.failure
+    assert failure is not None and failure.startswith("Customer Error: "), failure
+    for fragment in fragments:
+        assert fragment in failure, (fragment, failure)
+    assert failure in result.stdout, result.stdout[-3000:]
+    assert not result.model_file().exists()
+    assert not list((result.base / "model").iterdir())
+
+
+def assert_found_centers(found: np.ndarray, truth, tol: float) -> None:
+    """k-means found every true center: the nearest learned center is within ``tol`` (Euclidean) of each."""
+    truth = np.asarray(truth)
+    assert found.shape == truth.shape, found
+    nearest = np.linalg.norm(truth[:, None, :] - found[None, :, :], axis=2).min(axis=1)
+    assert nearest.max() < tol, f"learned centers {found} miss the true ones by {nearest}"
+
+
+# ------------------------------------------------------------------------------------ jobs and the CLI
+
+
+def job_channel(name: str, source, distribution: str = "FullyReplicated", **fields) -> dict:
+    """One InputDataConfig entry of a CreateTrainingJob body. ``source``: a local Path (given as its
+    ``file://`` URI) or a string used as it is (a plain path, an s3:// URI); ``fields``: ContentType,
+    CompressionType, RecordWrapperType, InputMode, ShuffleConfig."""
+    uri = f"file://{source}" if isinstance(source, Path) else source
+    return {"ChannelName": name, **fields, "DataSource": {"S3DataSource": {
+        "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": distribution}}}
+
+
+def training_job(name: str, channels: list[dict], output: Path, *, image: str, hps: dict | None = None,
+                 mode: str = "File", count: int = 1, instance_type: str = "ml.m5.large", **extra) -> dict:
+    """A CreateTrainingJob body writing under the local ``output``; ``extra``: RoleArn, StoppingCondition,
+    Environment, ..."""
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": mode},
+        "HyperParameters": dict(hps or {}),
+        "InputDataConfig": list(channels),
+        "OutputDataConfig": {"S3OutputPath": str(output)},
+        "ResourceConfig": {"InstanceCount": count, "InstanceType": instance_type, "VolumeSizeInGB": 1},
+        **extra,
+    }
+
+
+def run_job(body: dict, backend=None, **options):
+    """``run_training`` of a CreateTrainingJob body (process backend by default), its progress display muted."""
+    from smlocal.runtime.jobs import run_training
+    from smlocal.runtime.jobspec import parse_job
+    from smlocal.runtime.process import ProcessBackend
+    from smlocal.runtime.progress import Display
+
+    return run_training(parse_job(body), backend or ProcessBackend(), Display(live=False, stream=io.StringIO()),
+                        **options)
+
+
+def run_cli(*args: str, timeout: float = 300, **run) -> subprocess.CompletedProcess:
+    """``python -m smlocal ARGS`` from the checkout, output captured as text; ``run``: env, input, ..."""
+    return subprocess.run([sys.executable, "-m", "smlocal", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, **run)

@@ -1,8 +1,8 @@
-"""the array-module seam: numpy on CPU, CuPy on a GPU, chosen once per job.
+"""The array-module seam: numpy on CPU, CuPy on a GPU, chosen once per job.
 
 Algorithms take an ``ArrayModule`` and write their math against ``arrays.xp``; they never test for
 a GPU themselves. ``to_host``/``to_device`` move arrays across the boundary; ``to_numpy`` brings any
-numpy or CuPy array to the host where no arrays is at hand.
+numpy or CuPy array to the host where no array module is at hand.
 """
 from __future__ import annotations
 

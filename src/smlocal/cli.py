@@ -11,7 +11,7 @@ import logging
 import sys
 
 from smlocal import __version__
-from smlocal.errors import SmlocalError, failure_text
+from smlocal.errors import INTERRUPTED_EXIT_CODE, SmlocalError, failure_text
 
 # modules exposing add_commands(subparsers); each handler receives the parsed args and returns an exit code
 COMMAND_MODULES = ("smlocal.data.tools", "smlocal.runtime.commands")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("smlocal: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT_CODE
 
 
 if __name__ == "__main__":

@@ -34,6 +34,18 @@ class Paths:
         return self.base / "input" / "config"
 
     @property
+    def hyperparameters_file(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def input_data_config_file(self) -> Path:
+        return self.config_dir / "inputdataconfig.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    @property
     def data_dir(self) -> Path:
         return self.base / "input" / "data"
 
@@ -65,7 +77,17 @@ class Paths:
         return self.data_dir / channel
 
     def pipe_path(self, channel: str, epoch: int) -> Path:
-        return self.data_dir / f"{channel}_{epoch}"
+        return self.data_dir / pipe_name(channel, epoch)
+
+    @property
+    def created_dirs(self) -> tuple[Path, ...]:
+        """The directories that exist before the algorithm starts (the runtime creates them)."""
+        return (self.config_dir, self.data_dir, self.model_dir, self.output_data_dir, self.checkpoint_dir)
+
+
+def pipe_name(channel: str, epoch: int) -> str:
+    """A Pipe-mode channel's FIFO for one epoch: ``<channel>_<epoch>`` in the data directory."""
+    return f"{channel}_{epoch}"
 
 
 def parse_content_type(value: str | None, default: str = RECORDIO_PROTOBUF) -> tuple[str, dict[str, str]]:
@@ -125,14 +147,6 @@ class ResourceConfig:
     hosts: tuple[str, ...] = ("algo-1",)
     network_interface_name: str = "eth0"
 
-    @property
-    def host_rank(self) -> int:
-        return self.hosts.index(self.current_host)
-
-    @property
-    def is_master(self) -> bool:
-        return self.host_rank == 0
-
 
 @dataclass(frozen=True)
 class TrainingEnv:
@@ -178,9 +192,9 @@ def channel_from_json(name: str, entry: Mapping) -> ChannelConfig:
 def load_training_env(base: Path | None = None) -> TrainingEnv:
     """Read the three config files under ``base`` (default: ``base_dir()``)."""
     paths = Paths(base if base is not None else base_dir())
-    hps = _read_json(paths.config_dir / "hyperparameters.json", required=False)
-    channels = _read_json(paths.config_dir / "inputdataconfig.json", required=False)
-    resources = _read_json(paths.config_dir / "resourceconfig.json", required=False)
+    hps = _read_json(paths.hyperparameters_file, required=False)
+    channels = _read_json(paths.input_data_config_file, required=False)
+    resources = _read_json(paths.resource_config_file, required=False)
     hosts = tuple(resources.get("hosts") or [resources.get("current_host", "algo-1")])
     current = str(resources.get("current_host", hosts[0]))
     if current not in hosts:

@@ -1,13 +1,16 @@
 """Typed errors, mapped once to failure text + exit codes (training) and HTTP statuses (serving).
 
-The training side follows the built-ins' scaffolding (spec §5.2): ``Customer Error`` exits 2,
-``Algorithm Error`` (anything unexpected) exits 1, ``Platform Error`` exits 3. The failure text goes to
-stdout and to ``output/failure``; an existing failure file is never overwritten (the first cause wins).
+The training side follows the built-in algorithms' containers: ``Customer Error: ...`` exits 2,
+``Algorithm Error: ...`` (anything unexpected) exits 1, ``Platform Error: ...`` exits 3. The failure text
+goes to the log and to ``output/failure``, which SageMaker reports as the job's FailureReason (developer
+guide, "How Amazon SageMaker Processes Training Output"); an existing failure file is never overwritten
+(the first cause wins). The host runtime's own exit codes (timeout, interrupt, signal) are named here too.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -63,6 +66,13 @@ class ModelLoadError(CustomerError):
     """The model directory holds nothing servable; ``serve`` exits non-zero naming the file."""
 
 
+class UserHandlerError(SmlocalError):
+    """An exception raised by the user's inference code: answered 500, the server stays up."""
+
+    prefix = "User Handler Error"
+    http_status = 500
+
+
 class ExecuteUserScriptError(SmlocalError):
     """A script-mode user script exited non-zero; failure text in the training toolkit's format."""
 
@@ -101,6 +111,20 @@ def write_failure(failure_path: Path, text: str) -> bool:
     return True
 
 
+def report(exc: BaseException, failure_path: Path) -> int:
+    """Log ``exc``, record its failure text in ``failure_path`` (unless a failure is already recorded
+    there) and return the process exit code for it."""
+    text = failure_text(exc)
+    log.error(text)
+    if not isinstance(exc, SmlocalError):  # a bug: the traceback helps; our own errors say it all
+        log.error("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    try:
+        write_failure(failure_path, text)
+    except OSError as write_exc:  # the failure file itself could not be written: still exit non-zero
+        print(f"could not write failure file: {write_exc}", file=sys.stderr)
+    return exit_code_for(exc)
+
+
 def run_and_report(work: Callable[[], None], failure_path: Callable[[], Path]) -> int:
     """Run an entry point's work; map any exception to failure text and an exit code.
 
@@ -117,12 +141,26 @@ def run_and_report(work: Callable[[], None], failure_path: Callable[[], Path]) -
             if exc.code in (0, None):
                 return 0
             raise
-        text = failure_text(exc)
-        log.error(text)
-        if not isinstance(exc, SmlocalError):  # a bug: the traceback helps; our own errors say it all
-            log.error("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        try:
-            write_failure(failure_path(), text)
-        except OSError as write_exc:  # the failure file itself could not be written: still exit non-zero
-            print(f"could not write failure file: {write_exc}", file=sys.stderr)
-        return exit_code_for(exc)
+        return report(exc, failure_path())
+
+
+# Host exit codes of the local runtime, in the shell's conventions.
+TIMEOUT_EXIT_CODE = 124  # GNU timeout's code: the job reached MaxRuntimeInSeconds and was stopped
+SIGNAL_EXIT_BASE = 128  # a process killed by signal N exits 128 + N
+
+
+def killed_by(signum: int) -> int:
+    """The exit code of a process killed by signal ``signum``: 128 + N."""
+    return SIGNAL_EXIT_BASE + int(signum)
+
+
+INTERRUPTED_EXIT_CODE = killed_by(signal.SIGINT)  # 130: Ctrl-C
+
+
+def signal_number(code: int) -> int | None:
+    """The signal that ended a process, from its exit code: ``Popen``'s -N or a container's 128 + N."""
+    if code < 0:
+        return -code
+    if code > SIGNAL_EXIT_BASE:
+        return code - SIGNAL_EXIT_BASE
+    return None

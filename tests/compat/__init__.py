@@ -1,0 +1,1 @@
+"""Compatibility tests: our formats against the sagemaker SDK's writers and real MXNet."""

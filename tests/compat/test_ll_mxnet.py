@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from smlocal.artifacts.linear_learner import loads_linear_learner
-from tests.functional.test_linear_learner_train import channel, problem, put_files, recordio_dense, train
+from tests.functional.test_linear_learner_train import train
+from tests.datasets import linear_problem as problem, sdk_recordio as recordio_dense
+from tests.helpers import channel, put_files
 
 mx = pytest.importorskip("mxnet")
 

@@ -18,22 +18,11 @@ from smlocal.data.protobuf import (
 )
 from smlocal.data.recordio import MAGIC_BYTES, encode_records, frame, iter_records
 from smlocal.environment import load_training_env
+from tests.datasets import sdk_recordio, sdk_sparse_recordio
 from tests.helpers import write_config
 
 common = pytest.importorskip("sagemaker.amazon.common")
 RNG = np.random.default_rng(11)
-
-
-def sdk_dense(array, labels=None) -> bytes:
-    buf = io.BytesIO()
-    common.write_numpy_to_dense_tensor(buf, array, labels)
-    return buf.getvalue()
-
-
-def sdk_sparse(matrix, labels=None) -> bytes:
-    buf = io.BytesIO()
-    common.write_spmatrix_to_sparse_tensor(buf, matrix, labels)
-    return buf.getvalue()
 
 
 def our_payloads(data: bytes) -> list[bytes]:
@@ -44,7 +33,7 @@ def our_payloads(data: bytes) -> list[bytes]:
 def test_sdk_dense_files_decode_to_the_same_arrays(dtype, native):
     x = (RNG.standard_normal((40, 6)) * 100).astype(dtype)
     y = RNG.integers(0, 4, 40).astype(dtype)
-    payloads = our_payloads(sdk_dense(x, y))
+    payloads = our_payloads(sdk_recordio(x, y))
     feats, labels = decode_records(payloads)
     assert feats.dtype == native and labels.dtype == native
     np.testing.assert_array_equal(feats, x)
@@ -58,7 +47,7 @@ def test_sdk_dense_files_decode_to_the_same_arrays(dtype, native):
 def test_sdk_float32_file_takes_the_fast_path_with_float64_labels():
     x = RNG.standard_normal((30, 9)).astype(np.float32)
     y = RNG.standard_normal(30)  # float64 labels: the SDK writes a Float64Tensor label
-    payloads = our_payloads(sdk_dense(x, y))
+    payloads = our_payloads(sdk_recordio(x, y))
     block = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(30, -1)
     feats, labels = decode_fixed_block(block, cast=False)
     np.testing.assert_array_equal(feats, x)
@@ -68,7 +57,7 @@ def test_sdk_float32_file_takes_the_fast_path_with_float64_labels():
 def test_sdk_sparse_file_decodes_to_the_same_csr():
     matrix = sp.random(50, 200, density=0.05, format="csr", random_state=3, dtype=np.float32)
     labels = RNG.integers(0, 2, 50).astype(np.float32)
-    feats, out_labels = records_to_arrays(our_payloads(sdk_sparse(matrix, labels)))
+    feats, out_labels = records_to_arrays(our_payloads(sdk_sparse_recordio(matrix, labels)))
     assert sp.isspmatrix_csr(feats) and feats.shape == (50, 200)
     np.testing.assert_array_equal(feats.toarray(), matrix.toarray())
     np.testing.assert_array_equal(out_labels, labels)
@@ -78,8 +67,8 @@ def test_sdk_sparse_file_decodes_to_the_same_csr():
 def test_our_dense_encoding_is_byte_identical_to_the_sdk(dtype):
     x = (RNG.standard_normal((20, 5)) * 10).astype(dtype)
     y = RNG.integers(0, 3, 20).astype(dtype)
-    assert encode_records(dense_to_records(x, y)) == sdk_dense(x, y)
-    assert encode_records(dense_to_records(x)) == sdk_dense(x)
+    assert encode_records(dense_to_records(x, y)) == sdk_recordio(x, y)
+    assert encode_records(dense_to_records(x)) == sdk_recordio(x)
 
 
 def test_our_files_are_read_back_identically_by_the_sdk():
@@ -119,7 +108,7 @@ def test_channel_reads_an_sdk_written_file(base):
     y = RNG.integers(0, 2, 70).astype(np.float32)
     write_config(base, {}, {"train": {"TrainingInputMode": "File"}})
     (base / "input/data/train").mkdir(parents=True)
-    (base / "input/data/train/matrix_0.pbr").write_bytes(sdk_dense(x, y))
+    (base / "input/data/train/matrix_0.pbr").write_bytes(sdk_recordio(x, y))
     batches = list(open_channel(load_training_env(base), "train").batches(32))
     assert [len(b) for b in batches] == [32, 32, 6]
     np.testing.assert_array_equal(np.concatenate([b.features for b in batches]), x)

@@ -1,0 +1,1 @@
+"""Container tests: the Docker images built and run with the docker SDK."""

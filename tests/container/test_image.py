@@ -6,7 +6,6 @@ through real FIFOs from a host thread, and models are checked with real MXNet on
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -19,7 +18,8 @@ import pytest
 import requests
 
 from tests.container.conftest import python_probe, run_image, serve_image
-from tests.helpers import REPO, FifoFeeder, channel, write_config
+from tests.datasets import blobs, csv_bytes, sdk_recordio
+from tests.helpers import REPO, FifoFeeder, assert_found_centers, channel, write_config
 
 pytestmark = pytest.mark.container
 MB = 1_000_000  # decimal megabytes, as `docker images` reports them
@@ -32,19 +32,6 @@ TRUTH = np.array([[0, 0, 0, 0], [10, 0, 0, 0], [0, 10, 0, 0], [0, 0, 10, 10]], d
 RECORDIO = "application/x-recordio-protobuf"
 
 
-def blobs(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (TRUTH[rng.integers(0, len(TRUTH), n)] + rng.normal(0, 0.4, (n, TRUTH.shape[1]))).astype(np.float32)
-
-
-def recordio(X: np.ndarray, labels: np.ndarray | None = None) -> bytes:
-    from sagemaker.amazon.common import write_numpy_to_dense_tensor
-
-    buf = io.BytesIO()
-    write_numpy_to_dense_tensor(buf, X, labels)
-    return buf.getvalue()
-
-
 def separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Binary data with a margin around a random hyperplane, so any working linear learner separates it."""
     rng = np.random.default_rng(seed)
@@ -54,11 +41,6 @@ def separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     X = X[np.abs(margin) > 0.3][:n]
     y = (X @ w > 0).astype(np.float32)
     return X.astype(np.float32), y
-
-
-def csv_bytes(X: np.ndarray, y: np.ndarray | None = None) -> bytes:
-    rows = X if y is None else np.column_stack([y, X])
-    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows).encode()
 
 
 def mx_load(data: bytes, tmp: Path):
@@ -75,12 +57,6 @@ def kmeans_centers(model_file: Path, tmp: Path) -> np.ndarray:
     centers = arrays[0].asnumpy()
     assert centers.dtype == np.float32
     return centers
-
-
-def assert_found_truth(centers: np.ndarray) -> None:
-    assert centers.shape == TRUTH.shape
-    nearest = np.linalg.norm(TRUTH[:, None, :] - centers[None, :, :], axis=2).min(axis=1)
-    assert nearest.max() < 0.5, f"learned centers {centers} miss the true ones by {nearest}"
 
 
 def linear_model(model_file: Path, tmp: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -108,7 +84,7 @@ def kmeans_job(docker_client, smlocal_image, tmp_path_factory):
                  {"train": channel(RECORDIO), "test": channel(RECORDIO)})
     for name, seed in (("train", 1), ("test", 2)):
         (base / "input" / "data" / name).mkdir(parents=True)
-        (base / "input" / "data" / name / "part-0.pbr").write_bytes(recordio(blobs(600, seed)))
+        (base / "input" / "data" / name / "part-0.pbr").write_bytes(sdk_recordio(blobs(TRUTH, 600, seed=seed, std=0.4)))
     return run_image(docker_client, smlocal_image, "train", base=base, network="none")
 
 
@@ -173,7 +149,7 @@ def test_train_kmeans_file_mode(kmeans_job, tmp_path):
     assert kmeans_job.failure is None
     assert "Docker entrypoint called with argument(s): train" in kmeans_job.logs
     assert re.search(r"#quality_metric: host=algo-1, test msd <loss>=\d", kmeans_job.logs), kmeans_job.logs[-3000:]
-    assert_found_truth(kmeans_centers(kmeans_job.model_file(), tmp_path))
+    assert_found_centers(kmeans_centers(kmeans_job.model_file(), tmp_path), TRUTH, 0.5)
 
 
 def test_train_linear_learner_file_mode(linear_job, tmp_path):
@@ -191,7 +167,7 @@ def test_train_pipe_mode(docker_client, smlocal_image, opt_ml, tmp_path, algorit
     """FIFOs train_0, train_1, ... in the bind-mounted /opt/ml, fed from the host while the container reads."""
     if algorithm == "kmeans":
         hps = {"k": 4, "feature_dim": 4, "mini_batch_size": 100, "epochs": 2}
-        content_type, payload = RECORDIO, recordio(blobs(500, 4))
+        content_type, payload = RECORDIO, sdk_recordio(blobs(TRUTH, 500, seed=4, std=0.4))
     else:
         X, y = separable(300, 5)
         hps = {"predictor_type": "binary_classifier", "feature_dim": 5, "mini_batch_size": 50, "epochs": 3}
@@ -206,7 +182,7 @@ def test_train_pipe_mode(docker_client, smlocal_image, opt_ml, tmp_path, algorit
     assert result.exit_code == 0, result.logs[-4000:]
     assert feeder.served["train"] >= (2 if algorithm == "kmeans" else 1), feeder.served
     if algorithm == "kmeans":
-        assert_found_truth(kmeans_centers(result.model_file(), tmp_path))
+        assert_found_centers(kmeans_centers(result.model_file(), tmp_path), TRUTH, 0.5)
     else:
         weight, bias, extra = linear_model(result.model_file(), tmp_path)
         assert ((binary_scores(X, weight, bias) > extra["threshold"]) == y).mean() > 0.9
@@ -216,7 +192,7 @@ def test_bad_hyperparameter_fails_with_customer_error(docker_client, smlocal_ima
     """Exit code 2 and output/failure, from any working directory (SageMaker does not set one)."""
     write_config(opt_ml, {"k": "four", "feature_dim": 4}, {"train": channel(RECORDIO)})
     (opt_ml / "input" / "data" / "train").mkdir()
-    (opt_ml / "input" / "data" / "train" / "part-0.pbr").write_bytes(recordio(blobs(50, 6)))
+    (opt_ml / "input" / "data" / "train" / "part-0.pbr").write_bytes(sdk_recordio(blobs(TRUTH, 50, seed=6, std=0.4)))
     result = run_image(docker_client, smlocal_image, "train", base=opt_ml, network="none", working_dir="/tmp")
     assert result.exit_code == 2, result.logs[-3000:]
     assert result.failure is not None and result.failure.startswith("Customer Error"), result.failure
@@ -253,7 +229,7 @@ def test_serve_kmeans(docker_client, smlocal_image, kmeans_job, tmp_path):
     """``docker run --network host -w /tmp IMAGE serve`` on SAGEMAKER_BIND_TO_PORT: /ping and /invocations."""
     assert kmeans_job.exit_code == 0, kmeans_job.logs[-3000:]
     centers = kmeans_centers(kmeans_job.model_file(), tmp_path)
-    X = blobs(20, 7)
+    X = blobs(TRUTH, 20, seed=7, std=0.4)
     with serve_image(docker_client, smlocal_image, kmeans_job.base / "model", working_dir="/tmp") as server:
         assert requests.get(f"{server.url}/ping", timeout=10).status_code == 200
         response = requests.post(f"{server.url}/invocations", data=csv_bytes(X), timeout=60,

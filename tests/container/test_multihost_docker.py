@@ -3,7 +3,6 @@ the first host's container running the KVStore scheduler and server (MXNet 1.9.1
 loopback port pair per job. Skipped when no Docker engine answers."""
 from __future__ import annotations
 
-import io
 import re
 import tarfile
 import threading
@@ -15,9 +14,7 @@ import pytest
 
 from smlocal.artifacts.loader import load_model_dir
 from smlocal.runtime import docker as docker_backend
-from smlocal.runtime.jobs import run_training
-from smlocal.runtime.jobspec import parse_job
-from smlocal.runtime.progress import Display
+from tests.helpers import job_channel, run_job, training_job
 
 pytestmark = pytest.mark.container
 
@@ -36,26 +33,16 @@ def train_dir(tmp_path):
 
 
 def _body(tmp_path: Path, train_dir: Path, name: str, epochs: int, environment: dict | None = None) -> dict:
-    return {
-        "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": "smlocal", "TrainingInputMode": "File"},
-        "HyperParameters": {"predictor_type": "binary_classifier", "feature_dim": "4", "mini_batch_size": "100",
-                            "epochs": str(epochs), "num_models": "2", "early_stopping_patience": "1000"},
-        "InputDataConfig": [{"ChannelName": "train", "ContentType": "text/csv;label_size=1",
-                             "DataSource": {"S3DataSource": {"S3Uri": str(train_dir),
-                                                             "S3DataDistributionType": "ShardedByS3Key"}}}],
-        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
-        "ResourceConfig": {"InstanceCount": 2},
-        "Environment": {"SMLOCAL_ALGORITHM": "linear-learner", **(environment or {})},
-    }
-
-
-def _run(body: dict, image: str):
-    return run_training(parse_job(body), docker_backend.DockerBackend(image), Display(live=False, stream=io.StringIO()))
+    """Linear learner on two hosts in the image, the train channel sharded over them."""
+    train = job_channel("train", str(train_dir), "ShardedByS3Key", ContentType="text/csv;label_size=1")
+    return training_job(name, [train], tmp_path / "out", image="smlocal", count=2, instance_type="local",
+                        hps={"predictor_type": "binary_classifier", "feature_dim": "4", "mini_batch_size": "100",
+                             "epochs": str(epochs), "num_models": "2", "early_stopping_patience": "1000"},
+                        Environment={"SMLOCAL_ALGORITHM": "linear-learner", **(environment or {})})
 
 
 def test_two_host_linear_learner_in_containers(tmp_path, train_dir, smlocal_image):
-    result = _run(_body(tmp_path, train_dir, "dk-ll2", epochs=4), smlocal_image)
+    result = run_job(_body(tmp_path, train_dir, "dk-ll2", epochs=4), docker_backend.DockerBackend(smlocal_image))
     assert result.status == "Completed", result.failure_reason
     assert result.record["HostExitCodes"] == {"algo-1": 0, "algo-2": 0}
     logs = result.plan.logs_dir
@@ -77,7 +64,8 @@ def test_two_host_linear_learner_in_containers(tmp_path, train_dir, smlocal_imag
 def test_a_killed_container_fails_the_job_with_its_name(tmp_path, train_dir, smlocal_image):
     body = _body(tmp_path, train_dir, "dk-kill", epochs=1000, environment={"SMLOCAL_KV_TIMEOUT": "20"})
     outcome: dict = {}
-    thread = threading.Thread(target=lambda: outcome.update(result=_run(body, smlocal_image)), daemon=True)
+    backend = docker_backend.DockerBackend(smlocal_image)
+    thread = threading.Thread(target=lambda: outcome.update(result=run_job(body, backend)), daemon=True)
     thread.start()
     log = tmp_path / "out" / "dk-kill" / "logs" / "algo-2.log"
     deadline = time.monotonic() + 120

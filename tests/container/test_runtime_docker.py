@@ -16,7 +16,7 @@ from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.progress import Display
 from smlocal.runtime.transform import resolve_params, run_transform
 
-from tests.helpers import records_read_in_epoch0
+from tests.helpers import job_channel, records_read_in_epoch0, training_job
 
 pytestmark = pytest.mark.container
 IMAGE = "smlocal:test"
@@ -57,17 +57,11 @@ def csv_dir(tmp_path):
 
 
 def _body(tmp_path, csv_dir, mode, count=1, name="dk", hps=None):
-    return {
-        "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": mode},
-        "HyperParameters": {"k": "3", "feature_dim": "3", "mini_batch_size": "20", **(hps or {})},
-        "InputDataConfig": [{"ChannelName": "train", "ContentType": "text/csv;label_size=0",
-                             "DataSource": {"S3DataSource": {"S3Uri": str(csv_dir),
-                                                             "S3DataDistributionType": "ShardedByS3Key"}}}],
-        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
-        "ResourceConfig": {"InstanceCount": count},
-        "Environment": {"SMLOCAL_ALGORITHM": "kmeans"},
-    }
+    """k-means in the project's image on the CSV blobs, the train channel sharded over the hosts."""
+    train = job_channel("train", str(csv_dir), "ShardedByS3Key", ContentType="text/csv;label_size=0")
+    return training_job(name, [train], tmp_path / "out", image=IMAGE, mode=mode, count=count, instance_type="local",
+                        hps={"k": "3", "feature_dim": "3", "mini_batch_size": "20", **(hps or {})},
+                        Environment={"SMLOCAL_ALGORITHM": "kmeans"})
 
 
 @pytest.mark.parametrize("mode", ["File", "Pipe"])

@@ -10,7 +10,7 @@ import pytest
 from smlocal.runtime import docker as docker_backend
 from smlocal.runtime.endpoint import Endpoint
 from smlocal.runtime.jobs import run_training
-from smlocal.runtime.jobspec import spec_from_flags
+from smlocal.runtime.jobflags import spec_from_flags
 from smlocal.runtime.progress import Display
 from tests.helpers import REPO
 

@@ -1,6 +1,6 @@
 """Bad channel data through the real ``container/train`` entry point: ``output/failure`` + exit 2.
 
-Complements tests/unit/data/test_channels.py (every message there) and tests/functional/test_kmeans_train.py
+Complements tests/unit/data/test_channel_errors.py (every message there) and tests/functional/test_kmeans_train.py
 (NaN in RecordIO, content-type mismatch, empty/missing channel): here the CSV and framing errors.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from smlocal.data.protobuf import dense_to_records
 from smlocal.data.recordio import encode_records
-from tests.helpers import run_container, write_config
+from tests.helpers import assert_customer_error, run_container, write_config
 
 NAN = "Found missing (NaN) values. Please remove any missing (NaN) values in the input data."
 CSV_MESSAGE = ("Customer Error: Unable to read data channel 'train'. Requested content-type is 'text/csv'. "
@@ -24,14 +24,6 @@ def train(base, data: bytes, content_type: str, mode: str = "File", env: dict | 
         (base / "input/data/train").mkdir(parents=True, exist_ok=True)
         (base / "input/data/train/part-0").write_bytes(data)
     return run_container("train", base, algorithm="kmeans", env=env, timeout=120)
-
-
-def assert_customer_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-2000:])
-    assert result.failure is not None and result.failure.startswith("Customer Error: "), result.failure
-    for fragment in fragments:
-        assert fragment in result.failure, result.failure
-    assert not result.model_file().exists()
 
 
 @pytest.mark.parametrize("data, fragments", [

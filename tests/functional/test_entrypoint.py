@@ -1,3 +1,4 @@
+"""``container/train`` refusing what it cannot run: an unknown algorithm, broken config files."""
 from __future__ import annotations
 
 from tests.helpers import run_container, write_config

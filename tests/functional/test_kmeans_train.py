@@ -1,59 +1,42 @@
-"""``SMLOCAL_ALGORITHM=kmeans container/train`` end to end against a temporary /opt/ml (spec §1, §3.1, §5).
+"""``SMLOCAL_ALGORITHM=kmeans container/train`` end to end against a temporary /opt/ml.
+
+Covered: the built-in's hyperparameters, its ``model_algo-1`` (an MXNet NDArray list), and the
+training-container contract (exit codes and ``/opt/ml/output/failure``; SageMaker developer guide,
+"How Amazon SageMaker Provides Training Information").
 
 Every test runs the real entry point as a subprocess. Data is written with the sagemaker SDK's RecordIO
 writers or as CSV; Pipe mode uses real FIFOs fed from writer threads.
 """
 from __future__ import annotations
 
-import io
-import json
+import functools
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from smlocal.artifacts.mxnet_ndarray import load_ndarrays
-from tests.helpers import FifoFeeder, channel, put_files, run_container, write_config
+from tests.datasets import blobs, csv_bytes, sdk_recordio, sdk_sparse_recordio
+from tests.helpers import (
+    FifoFeeder,
+    assert_customer_error,
+    assert_found_centers,
+    assert_trained,
+    channel,
+    metrics_lines,
+    put_files,
+    run_container,
+    train_builtin,
+    write_config,
+)
 
 RECORDIO = "application/x-recordio-protobuf"
 TEST_MSD = re.compile(r"#quality_metric: host=\S+, test msd <loss>=(\S+)")
 TEST_SSD = re.compile(r"#quality_metric: host=\S+, test ssd <loss>=(\S+)")
 TRAIN_MSD = re.compile(r"#quality_metric: host=\S+, train msd <loss>=(\S+)")
 TRUTH = np.array([[0, 0, 0, 0], [10, 0, 0, 0], [0, 10, 0, 0], [0, 0, 10, 10]], dtype=np.float64)
-
-
-def blobs(n: int, seed: int, std: float = 0.5) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (TRUTH[rng.integers(0, len(TRUTH), n)] + rng.normal(0, std, (n, TRUTH.shape[1]))).astype(np.float32)
-
-
-def recordio_dense(X: np.ndarray, labels: np.ndarray | None = None) -> bytes:
-    from sagemaker.amazon.common import write_numpy_to_dense_tensor
-
-    buf = io.BytesIO()
-    write_numpy_to_dense_tensor(buf, X, labels)
-    return buf.getvalue()
-
-
-def recordio_sparse(X: sp.csr_matrix) -> bytes:
-    from sagemaker.amazon.common import write_spmatrix_to_sparse_tensor
-
-    buf = io.BytesIO()
-    write_spmatrix_to_sparse_tensor(buf, X)
-    return buf.getvalue()
-
-
-def csv_bytes(X: np.ndarray, labels: np.ndarray | None = None) -> bytes:
-    rows = X if labels is None else np.column_stack([labels, X])
-    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows).encode()
-
-
-def train(base: Path, hps: dict, channels: dict, env: dict | None = None):
-    write_config(base, hps, channels)
-    return run_container("train", base, algorithm="kmeans", env={"SMLOCAL_PIPE_WAIT_SECONDS": "20", **(env or {})},
-                         timeout=120)
+train = functools.partial(train_builtin, algorithm="kmeans", timeout=120)
 
 
 def model_centers(result) -> np.ndarray:
@@ -68,31 +51,16 @@ def msd_of(X: np.ndarray, centers: np.ndarray) -> float:
     return float(d.min(1).mean())
 
 
-def assert_recovers_truth(centers: np.ndarray, tol: float = 0.2) -> None:
-    assert centers.shape == TRUTH.shape
-    for c in TRUTH:
-        assert np.sqrt(((centers - c) ** 2).sum(1)).min() < tol, centers
-
-
-def assert_ok(result) -> None:
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert result.failure is None
-
-
-def metrics_lines(stdout: str) -> list[dict]:
-    return [json.loads(line[len("#metrics "):]) for line in stdout.splitlines() if line.startswith("#metrics ")]
-
-
 # ---------------------------------------------------------------------------------------------- success
 
 
 def test_file_mode_recordio_without_test_channel(base):
-    X = blobs(6000, seed=1)
-    put_files(base, "train", recordio_dense(X[:2500]), recordio_dense(X[2500:]))
+    X = blobs(TRUTH, 6000, seed=1, std=0.5)
+    put_files(base, "train", sdk_recordio(X[:2500]), sdk_recordio(X[2500:]))
     result = train(base, {"k": 4, "feature_dim": 4, "mini_batch_size": 1000}, {"train": channel()})
-    assert_ok(result)
+    assert_trained(result)
     centers = model_centers(result)
-    assert_recovers_truth(centers)
+    assert_found_centers(centers, TRUTH, 0.2)
     out = result.stdout
     for line in ("Create Store: local", "Test data is not provided.",
                  "shrinking 40 centers into 4", "local kmeans attempt #9. Current mean square distance",
@@ -119,15 +87,15 @@ def test_file_mode_recordio_without_test_channel(base):
 
 
 def test_file_mode_csv_with_labels_and_a_test_channel(base):
-    X, T = blobs(3000, seed=2), blobs(700, seed=3)
+    X, T = blobs(TRUTH, 3000, seed=2, std=0.5), blobs(TRUTH, 700, seed=3, std=0.5)
     labels = np.arange(len(X)) % 3  # ignored by k-means
     put_files(base, "train", csv_bytes(X, labels))
     put_files(base, "test", csv_bytes(T))
     result = train(base, {"k": 4, "feature_dim": 4, "eval_metrics": '["msd", "ssd"]', "init_method": "kmeans++"},
                    {"train": channel("text/csv;label_size=1"), "test": channel("text/csv; label_size=0")})
-    assert_ok(result)
+    assert_trained(result)
     centers = model_centers(result)
-    assert_recovers_truth(centers)
+    assert_found_centers(centers, TRUTH, 0.2)
     out = result.stdout
     # the whole data set is smaller than one mini-batch
     assert "Batch size 5000 is bigger than the first batch data. Effective batch size used to initialize is 3000" in out
@@ -142,18 +110,18 @@ def test_file_mode_csv_with_labels_and_a_test_channel(base):
 
 
 def test_pipe_mode_recordio_two_epochs_with_test_channel(base):
-    X, T = blobs(4000, seed=4), blobs(500, seed=5)
-    data = recordio_dense(X)
+    X, T = blobs(TRUTH, 4000, seed=4, std=0.5), blobs(TRUTH, 500, seed=5, std=0.5)
+    data = sdk_recordio(X)
     write_config(base, {"k": 4, "feature_dim": 4, "epochs": 2, "mini_batch_size": 500},
                  {"train": channel(mode="Pipe"), "test": channel(mode="Pipe")})
-    feeder = FifoFeeder(base / "input" / "data", {"train": [data, data], "test": [recordio_dense(T)]})
+    feeder = FifoFeeder(base / "input" / "data", {"train": [data, data], "test": [sdk_recordio(T)]})
     try:
         result = run_container("train", base, env={"SMLOCAL_PIPE_WAIT_SECONDS": "20"}, timeout=120)
     finally:
         feeder.close()
-    assert_ok(result)
+    assert_trained(result)
     centers = model_centers(result)
-    assert_recovers_truth(centers)
+    assert_found_centers(centers, TRUTH, 0.2)
     assert float(TEST_MSD.search(result.stdout).group(1)) == pytest.approx(msd_of(T, centers), rel=1e-6)
     assert "completed 50.0 % of epochs" in result.stdout and "completed 100.0 % of epochs" in result.stdout
     epochs = [m for m in metrics_lines(result.stdout) if m["Dimensions"].get("Meta") == "training_data_iter"]
@@ -163,7 +131,7 @@ def test_pipe_mode_recordio_two_epochs_with_test_channel(base):
 
 
 def test_pipe_mode_csv(base):
-    X = blobs(2000, seed=6)
+    X = blobs(TRUTH, 2000, seed=6, std=0.5)
     write_config(base, {"k": 4, "feature_dim": 4, "mini_batch_size": 300},
                  {"train": channel("text/csv;label_size=0", mode="Pipe")})
     feeder = FifoFeeder(base / "input" / "data", {"train": [csv_bytes(X)]})
@@ -171,8 +139,8 @@ def test_pipe_mode_csv(base):
         result = run_container("train", base, env={"SMLOCAL_PIPE_WAIT_SECONDS": "20"}, timeout=120)
     finally:
         feeder.close()
-    assert_ok(result)
-    assert_recovers_truth(model_centers(result))
+    assert_trained(result)
+    assert_found_centers(model_centers(result), TRUTH, 0.2)
 
 
 @pytest.mark.parametrize("force_dense", ["true", "false"])
@@ -183,11 +151,11 @@ def test_sparse_recordio_dense_or_sparse_math(base, force_dense):
     for j in range(3):
         X[np.flatnonzero(which == j), j * 10] = 20.0  # three clusters on three coordinates
     X = X.tocsr()
-    put_files(base, "train", recordio_sparse(X))
-    put_files(base, "test", recordio_sparse(X[:400]))
+    put_files(base, "train", sdk_sparse_recordio(X))
+    put_files(base, "test", sdk_sparse_recordio(X[:400]))
     result = train(base, {"k": 3, "feature_dim": 30, "force_dense": force_dense, "mini_batch_size": 1000},
                    {"train": channel(), "test": channel()})
-    assert_ok(result)
+    assert_trained(result)
     centers = model_centers(result)
     assert centers.shape == (3, 30)
     assert sorted(np.round(centers[:, [0, 10, 20]].max(0)).tolist()) == [20.0, 20.0, 20.0]
@@ -196,16 +164,16 @@ def test_sparse_recordio_dense_or_sparse_math(base, force_dense):
 
 
 def test_same_input_gives_the_same_model(base, tmp_path):
-    X = blobs(3000, seed=9)
+    X = blobs(TRUTH, 3000, seed=9, std=0.5)
     models = []
     for run in range(2):
         root = tmp_path / f"run{run}"
         for sub in ("input/config", "input/data", "model", "output/data"):
             (root / sub).mkdir(parents=True)
-        put_files(root, "train", recordio_dense(X))
+        put_files(root, "train", sdk_recordio(X))
         result = train(root, {"k": 4, "feature_dim": 4, "mini_batch_size": 700, "half_life_time_size": 1000},
                        {"train": channel()})
-        assert_ok(result)
+        assert_trained(result)
         models.append(result.model_file().read_bytes())
     assert models[0] == models[1]
 
@@ -213,19 +181,8 @@ def test_same_input_gives_the_same_model(base, tmp_path):
 # ----------------------------------------------------------------------------------------------- errors
 
 
-def assert_customer_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
-    failure = result.failure
-    assert failure is not None and failure.startswith("Customer Error: "), failure
-    for fragment in fragments:
-        assert fragment in failure, (fragment, failure)
-    assert failure in result.stdout  # logged as well
-    assert not result.model_file().exists()
-    assert not list((result.base / "model").iterdir())  # no partial or temporary file either
-
-
 def test_feature_dim_not_matching_train_data(base):
-    put_files(base, "train", recordio_dense(blobs(500, seed=10)))
+    put_files(base, "train", sdk_recordio(blobs(TRUTH, 500, seed=10, std=0.5)))
     result = train(base, {"k": 4, "feature_dim": 5}, {"train": channel()})
     assert_customer_error(result, "Incorrect configuration or train dataset provided. The value of feature_dim "
                           "hyperparameter '5' doesn't match train data dimensionality '4'. Please set feature_dim "
@@ -233,7 +190,7 @@ def test_feature_dim_not_matching_train_data(base):
 
 
 def test_feature_dim_not_matching_test_data(base):
-    put_files(base, "train", recordio_dense(blobs(500, seed=11)))
+    put_files(base, "train", sdk_recordio(blobs(TRUTH, 500, seed=11, std=0.5)))
     put_files(base, "test", csv_bytes(np.ones((10, 3), dtype=np.float32)))
     result = train(base, {"k": 4, "feature_dim": 4},
                    {"train": channel(), "test": channel("text/csv;label_size=0")})
@@ -242,7 +199,7 @@ def test_feature_dim_not_matching_test_data(base):
 
 
 def test_nan_values(base):
-    text = csv_bytes(blobs(300, seed=12)).decode().splitlines()
+    text = csv_bytes(blobs(TRUTH, 300, seed=12, std=0.5)).decode().splitlines()
     text[123] = "1.0,nan,2.0,3.0"
     put_files(base, "train", ("\n".join(text) + "\n").encode())
     result = train(base, {"k": 4, "feature_dim": 4}, {"train": channel("text/csv;label_size=0")})
@@ -257,33 +214,33 @@ def test_empty_train_channel(base):
 
 
 def test_missing_train_channel(base):
-    put_files(base, "test", recordio_dense(blobs(100, seed=13)))
+    put_files(base, "test", sdk_recordio(blobs(TRUTH, 100, seed=13, std=0.5)))
     result = train(base, {"k": 4, "feature_dim": 4}, {"test": channel()})
     assert_customer_error(result, "'train'")
 
 
 def test_unsupported_content_type(base):
-    put_files(base, "train", recordio_dense(blobs(100, seed=14)))
+    put_files(base, "train", sdk_recordio(blobs(TRUTH, 100, seed=14, std=0.5)))
     result = train(base, {"k": 4, "feature_dim": 4}, {"train": channel("application/json")})
     assert_customer_error(result, "Unable to read data channel 'train'. Requested content-type is 'application/json'. "
                           "Please verify the data matches the requested content-type.")
 
 
 def test_data_not_matching_its_content_type(base):
-    put_files(base, "train", csv_bytes(blobs(100, seed=15)))
+    put_files(base, "train", csv_bytes(blobs(TRUTH, 100, seed=15, std=0.5)))
     result = train(base, {"k": 4, "feature_dim": 4}, {"train": channel(RECORDIO)})
     assert_customer_error(result, "Unable to read data channel 'train'. Requested content-type is "
                           f"'{RECORDIO}'. Please verify the data matches the requested content-type.")
 
 
 def test_k_larger_than_the_number_of_records(base):
-    put_files(base, "train", recordio_dense(blobs(7, seed=16)))
+    put_files(base, "train", sdk_recordio(blobs(TRUTH, 7, seed=16, std=0.5)))
     result = train(base, {"k": 8, "feature_dim": 4}, {"train": channel()})
     assert_customer_error(result, "k hyperparameter '8'", "'7'")
 
 
 def test_missing_and_invalid_hyperparameters(base):
-    put_files(base, "train", recordio_dense(blobs(100, seed=17)))
+    put_files(base, "train", sdk_recordio(blobs(TRUTH, 100, seed=17, std=0.5)))
     result = train(base, {}, {"train": channel()})
     assert_customer_error(result, "No value(s) were specified for 'k', 'feature_dim' which are required hyperparameter(s)")
     (base / "output" / "failure").unlink()

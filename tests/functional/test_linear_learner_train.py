@@ -1,4 +1,8 @@
-"""``SMLOCAL_ALGORITHM=linear-learner container/train`` end to end against a temporary /opt/ml (spec §2, §3.2, §5).
+"""``SMLOCAL_ALGORITHM=linear-learner container/train`` end to end against a temporary /opt/ml.
+
+Covered: the built-in's hyperparameters, its ``model_algo-1`` ZIP, and the training-container contract
+(exit codes and ``/opt/ml/output/failure``; SageMaker developer guide, "How Amazon SageMaker Provides
+Training Information").
 
 Every test runs the real entry point as a subprocess. RecordIO data is written with the sagemaker SDK's
 writers; Pipe mode uses real FIFOs fed by writer threads. The saved ``model_algo-1`` is read with our
@@ -6,85 +10,34 @@ codec and checked against the data (it must work on raw features) and against th
 """
 from __future__ import annotations
 
-import io
+import functools
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from smlocal.artifacts.linear_learner import loads_linear_learner
-from tests.helpers import FifoFeeder, channel, put_files, run_container, write_config
+from tests.datasets import csv_bytes, linear_problem, sdk_recordio, sdk_sparse_recordio
+from tests.helpers import FifoFeeder, assert_trained, channel, metrics_lines, put_files, train_builtin
 
 RECORDIO = "application/x-recordio-protobuf"
 CSV = "text/csv"
 FAST = {"mini_batch_size": "100", "num_models": "8", "epochs": "6"}
+train = functools.partial(train_builtin, algorithm="linear-learner")
 PREDICTOR = {"binary": "binary_classifier", "multiclass": "multiclass_classifier", "regression": "regressor"}
 
 
 # ---------------------------------------------------------------------------------------------- data
 
 
-def problem(kind: str, n: int, d: int = 5, seed: int = 0, noise: float = 1.0,
-            offset: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Raw features with large offsets and scales (so folding the scaler matters), labels from a linear rule."""
-    rng = np.random.default_rng(seed)
-    Z = rng.normal(size=(n, d))
-    X = (Z * np.linspace(0.5, 40.0, d) + offset * np.linspace(-100.0, 300.0, d)).astype(np.float32)
-    w = np.array([1.5, -2.0, 1.0, 0.5, -1.0, 0.8, -0.3, 1.2][:d])
-    if kind == "binary":
-        y = (Z @ w + 0.3 * rng.normal(size=n) > 0.2).astype(np.float32)
-    elif kind == "multiclass":
-        y = np.digitize(Z @ w + 0.2 * rng.normal(size=n), [-1.0, 1.0]).astype(np.float32)
-    else:
-        y = (50.0 * (Z @ w) + 1000.0 + noise * rng.normal(size=n)).astype(np.float32)
-    return X, y
-
-
-def recordio_dense(X: np.ndarray, labels: np.ndarray | None = None) -> bytes:
-    from sagemaker.amazon.common import write_numpy_to_dense_tensor
-
-    buf = io.BytesIO()
-    write_numpy_to_dense_tensor(buf, X, labels)
-    return buf.getvalue()
-
-
-def recordio_sparse(X: sp.csr_matrix, labels: np.ndarray) -> bytes:
-    from sagemaker.amazon.common import write_spmatrix_to_sparse_tensor
-
-    buf = io.BytesIO()
-    write_spmatrix_to_sparse_tensor(buf, X, labels)
-    return buf.getvalue()
-
-
-def csv_bytes(X: np.ndarray, labels: np.ndarray | None = None) -> bytes:
-    rows = X if labels is None else np.column_stack([labels, X])
-    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows).encode()
-
-
 def encode(fmt: str, X, y) -> bytes:
-    return csv_bytes(X, y) if fmt == CSV else recordio_dense(X, y)
-
-
-def train(base: Path, hps: dict, channels: dict, timeout: float = 180):
-    write_config(base, hps, channels)
-    return run_container("train", base, algorithm="linear-learner", env={"SMLOCAL_PIPE_WAIT_SECONDS": "20"},
-                         timeout=timeout)
-
-
-def assert_ok(result) -> None:
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-    assert result.failure is None
+    return csv_bytes(X, y) if fmt == CSV else sdk_recordio(X, y)
 
 
 def model_of(result):
     return loads_linear_learner(result.model_file().read_bytes())
-
-
-def metrics_lines(stdout: str) -> list[dict]:
-    return [json.loads(line[len("#metrics "):]) for line in stdout.splitlines() if line.startswith("#metrics ")]
 
 
 def scores(stdout: str, split: str) -> dict[str, float]:
@@ -105,13 +58,13 @@ def accuracy(model, X, y) -> float:
 
 
 def test_binary_csv_file_with_validation_and_test(base):
-    X, y = problem("binary", 3000)
+    X, y = linear_problem("binary", 3000)
     put_files(base, "train", csv_bytes(X[:1200], y[:1200]), csv_bytes(X[1200:2000], y[1200:2000]))
     put_files(base, "validation", csv_bytes(X[2000:2500], y[2000:2500]))
     put_files(base, "test", csv_bytes(X[2500:], y[2500:]))
     result = train(base, {"predictor_type": "binary_classifier", **FAST},
                    {"train": channel(CSV), "validation": channel(CSV), "test": channel(CSV)})
-    assert_ok(result)
+    assert_trained(result)
     out = result.stdout
     assert "Checkpoint loading and saving are disabled." in out
     assert "Number of GPUs being used: 0" in out
@@ -146,13 +99,13 @@ def test_binary_csv_file_with_validation_and_test(base):
 
 
 def test_multiclass_recordio_file_with_validation_and_test(base):
-    X, y = problem("multiclass", 3000, seed=1)
-    put_files(base, "train", recordio_dense(X[:2000], y[:2000]))
-    put_files(base, "validation", recordio_dense(X[2000:2500], y[2000:2500]))
-    put_files(base, "test", recordio_dense(X[2500:], y[2500:]))
+    X, y = linear_problem("multiclass", 3000, seed=1)
+    put_files(base, "train", sdk_recordio(X[:2000], y[:2000]))
+    put_files(base, "validation", sdk_recordio(X[2000:2500], y[2000:2500]))
+    put_files(base, "test", sdk_recordio(X[2500:], y[2500:]))
     result = train(base, {"predictor_type": "multiclass_classifier", "num_classes": "3", "accuracy_top_k": "2",
                           **FAST}, {"train": channel(), "validation": channel(), "test": channel()})
-    assert_ok(result)
+    assert_trained(result)
     model = model_of(result)
     assert model.weight.shape == (5, 3) and model.bias.shape == (1, 3)
     test = scores(result.stdout, "test")
@@ -165,10 +118,10 @@ def test_multiclass_recordio_file_with_validation_and_test(base):
 
 
 def test_regressor_recordio_pipe_with_validation_and_test(base):
-    X, y = problem("regression", 3000, seed=2)
-    feeder = FifoFeeder(base / "input" / "data", {"train": recordio_dense(X[:2000], y[:2000]),
-                               "validation": recordio_dense(X[2000:2500], y[2000:2500]),
-                               "test": recordio_dense(X[2500:], y[2500:])})
+    X, y = linear_problem("regression", 3000, seed=2)
+    feeder = FifoFeeder(base / "input" / "data", {"train": sdk_recordio(X[:2000], y[:2000]),
+                               "validation": sdk_recordio(X[2000:2500], y[2000:2500]),
+                               "test": sdk_recordio(X[2500:], y[2500:])})
     try:
         result = train(base, {"predictor_type": "regressor", "epochs": "8", "mini_batch_size": "50",
                               "num_models": "8"},
@@ -176,7 +129,7 @@ def test_regressor_recordio_pipe_with_validation_and_test(base):
                         "test": channel(mode="Pipe")})
     finally:
         feeder.close()
-    assert_ok(result)
+    assert_trained(result)
     epochs = len(re.findall(r"#early_stopping_criteria_metric", result.stdout))
     assert feeder.served["train"] == epochs  # one FIFO per epoch, the scaler reads the first one's head
     assert feeder.served["validation"] == epochs + 1  # every epoch, then the final metrics
@@ -191,7 +144,7 @@ def test_regressor_recordio_pipe_with_validation_and_test(base):
 
 
 def test_binary_csv_pipe_without_validation_calibrates_on_train(base):
-    X, y = problem("binary", 2500, seed=3)
+    X, y = linear_problem("binary", 2500, seed=3)
     feeder = FifoFeeder(base / "input" / "data", {"train": csv_bytes(X[:2000], y[:2000]), "test": csv_bytes(X[2000:], y[2000:])})
     try:
         result = train(base, {"predictor_type": "binary_classifier", "binary_classifier_model_selection_criteria":
@@ -199,7 +152,7 @@ def test_binary_csv_pipe_without_validation_calibrates_on_train(base):
                                                                  "test": channel(CSV, "Pipe")})
     finally:
         feeder.close()
-    assert_ok(result)
+    assert_trained(result)
     epochs = len(re.findall(r"#early_stopping_criteria_metric: host=algo-1, epoch=\d+, criteria=sampled_f_beta",
                             result.stdout))
     assert epochs >= 1
@@ -219,11 +172,11 @@ def test_sparse_recordio_binary(base, unbias):
     X = sp.random(n, d, density=0.15, random_state=5, format="csr", dtype=np.float32) * 10
     w = rng.normal(size=d)
     y = (X @ w - np.median(X @ w) > 0).astype(np.float32)
-    put_files(base, "train", recordio_sparse(X[:2400], y[:2400]))
-    put_files(base, "test", recordio_sparse(X[2400:], y[2400:]))
+    put_files(base, "train", sdk_sparse_recordio(X[:2400], y[:2400]))
+    put_files(base, "test", sdk_sparse_recordio(X[2400:], y[2400:]))
     result = train(base, {"predictor_type": "binary_classifier", "feature_dim": str(d), "unbias_data": unbias,
                           **FAST}, {"train": channel(), "test": channel()})
-    assert_ok(result)
+    assert_trained(result)
     model = model_of(result)
     assert model.weight.shape == (d, 1)
     test = scores(result.stdout, "test")
@@ -239,12 +192,12 @@ def test_sparse_recordio_binary(base, unbias):
                                         ("eps_insensitive_squared_loss", {"loss_insensitivity": "0.5"}),
                                         ("eps_insensitive_absolute_loss", {})])
 def test_regression_losses(base, loss, extra):
-    X, y = problem("regression", 1500, seed=6, noise=40.0)
-    put_files(base, "train", recordio_dense(X[:1200], y[:1200]))
-    put_files(base, "test", recordio_dense(X[1200:], y[1200:]))
+    X, y = linear_problem("regression", 1500, seed=6, noise=40.0)
+    put_files(base, "train", sdk_recordio(X[:1200], y[:1200]))
+    put_files(base, "test", sdk_recordio(X[1200:], y[1200:]))
     result = train(base, {"predictor_type": "regressor", "loss": loss, **extra, **FAST, "mini_batch_size": "50"},
                    {"train": channel(), "test": channel()})
-    assert_ok(result)
+    assert_trained(result)
     test = scores(result.stdout, "test")
     objective = list(test)[0]
     assert objective.endswith("_objective") and objective != "mse_objective"
@@ -257,13 +210,13 @@ def test_regression_losses(base, loss, extra):
 
 
 def test_hinge_loss_and_weights(base):
-    X, y = problem("binary", 2000, seed=7)
-    put_files(base, "train", recordio_dense(X[:1500], y[:1500]))
-    put_files(base, "validation", recordio_dense(X[1500:], y[1500:]))
+    X, y = linear_problem("binary", 2000, seed=7)
+    put_files(base, "train", sdk_recordio(X[:1500], y[:1500]))
+    put_files(base, "validation", sdk_recordio(X[1500:], y[1500:]))
     result = train(base, {"predictor_type": "binary_classifier", "loss": "hinge_loss", "margin": "0.5",
                           "positive_example_weight_mult": "auto", "optimizer": "sgd", **FAST},
                    {"train": channel(), "validation": channel()})
-    assert_ok(result)
+    assert_trained(result)
     model = model_of(result)
     assert model.loss_type == "hinge_loss" and model.metrics_params["margin"] == 0.5
     assert model.scores(X[:50]).min() < 0  # raw margins, not probabilities
@@ -274,11 +227,11 @@ def test_hinge_loss_and_weights(base):
 
 
 def test_balanced_multiclass_weights(base):
-    X, y = problem("multiclass", 1500, seed=8)
+    X, y = linear_problem("multiclass", 1500, seed=8)
     put_files(base, "train", csv_bytes(X, y))
     result = train(base, {"predictor_type": "multiclass_classifier", "num_classes": "4",
                           "balance_multiclass_weights": "true", **FAST}, {"train": channel(CSV)})
-    assert_ok(result)
+    assert_trained(result)
     weights = model_of(result).metrics_params["class_weights"]
     counts = np.bincount(y.astype(int), minlength=4)
     assert len(weights) == 4 and weights[0] == pytest.approx(1500 / (4 * counts[0]))
@@ -286,13 +239,13 @@ def test_balanced_multiclass_weights(base):
 
 
 def test_same_input_gives_the_same_model(base, tmp_path):
-    X, y = problem("binary", 800, seed=9)
+    X, y = linear_problem("binary", 800, seed=9)
     models = []
     for run in ("a", "b"):
         root = tmp_path / run
-        put_files(root, "train", recordio_dense(X, y))
+        put_files(root, "train", sdk_recordio(X, y))
         result = train(root, {"predictor_type": "binary_classifier", **FAST}, {"train": channel()})
-        assert_ok(result)
+        assert_trained(result)
         models.append(model_of(result))
     np.testing.assert_array_equal(models[0].weight, models[1].weight)
     np.testing.assert_array_equal(models[0].bias, models[1].bias)
@@ -300,24 +253,24 @@ def test_same_input_gives_the_same_model(base, tmp_path):
 
 
 def test_checkpoint_resume_continues_the_same_training(base, tmp_path):
-    X, y = problem("regression", 1200, seed=10)
+    X, y = linear_problem("regression", 1200, seed=10)
     hps = {"predictor_type": "regressor", "mini_batch_size": "100", "num_models": "4",
            "early_stopping_patience": "10"}
     # one uninterrupted job of 4 epochs
     straight = tmp_path / "straight"
-    put_files(straight, "train", recordio_dense(X, y))
+    put_files(straight, "train", sdk_recordio(X, y))
     ref = train(straight, {**hps, "epochs": "4"}, {"train": channel()})
-    assert_ok(ref)
+    assert_trained(ref)
     # a job stopped after 2 epochs, then restarted (asking for 4) from /opt/ml/checkpoints
-    put_files(base, "train", recordio_dense(X, y))
+    put_files(base, "train", sdk_recordio(X, y))
     (base / "checkpoints").mkdir()
     first = train(base, {**hps, "epochs": "2"}, {"train": channel()})
-    assert_ok(first)
+    assert_trained(first)
     assert "Checkpoint loading and saving are disabled." not in first.stdout
     assert (base / "checkpoints" / "linear-learner-state.npz").is_file()
     (base / "model" / "model_algo-1").unlink()
     second = train(base, {**hps, "epochs": "4"}, {"train": channel()})
-    assert_ok(second)
+    assert_trained(second)
     assert "2 epoch(s) already trained; resuming at epoch 2" in second.stdout
     epochs = [int(e) for e in re.findall(r"#early_stopping_criteria_metric: host=algo-1, epoch=(\d+)", second.stdout)]
     assert epochs == [2, 3]
@@ -326,112 +279,23 @@ def test_checkpoint_resume_continues_the_same_training(base, tmp_path):
     np.testing.assert_allclose(a.bias, b.bias, rtol=1e-6)
     # a finished job restarted again only writes the model
     third = train(base, {**hps, "epochs": "4"}, {"train": channel()})
-    assert_ok(third)
+    assert_trained(third)
     assert "#early_stopping_criteria_metric" not in third.stdout
     np.testing.assert_array_equal(model_of(third).weight, b.weight)
     # other hyperparameters: the state is not used
     other = train(base, {**hps, "epochs": "1", "wd": "0.01"}, {"train": channel()})
-    assert_ok(other)
+    assert_trained(other)
     assert "Ignoring the checkpoint" in other.stdout
-
-
-# ---------------------------------------------------------------------------------------------- errors
-
-
-def assert_customer_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
-    assert result.failure is not None and result.failure.startswith("Customer Error: ")
-    for fragment in fragments:
-        assert fragment in result.failure, result.failure
-        assert fragment in result.stdout
-    assert not result.model_file().exists()
-    assert not list((result.base / "model").glob("*"))
-
-
-def _binary_files(base, labels=None, validation=None, test_dim=None):
-    X, y = problem("binary", 600, seed=11)
-    put_files(base, "train", recordio_dense(X, y if labels is None else labels))
-    if validation is not None:
-        put_files(base, "validation", recordio_dense(X[:100], validation))
-    if test_dim is not None:
-        put_files(base, "test", recordio_dense(np.ones((20, test_dim), np.float32), np.zeros(20, np.float32)))
-
-
-@pytest.mark.parametrize("hps,fragments", [
-    ({}, ["No value(s) were specified for 'predictor_type' which are required hyperparameter(s)"]),
-    ({"predictor_type": "multiclass_classifier"}, ["No value(s) were specified for 'num_classes'"]),
-    ({"predictor_type": "multiclass_classifier", "num_classes": "2"},
-     ["The value '2' is not valid for the 'num_classes' hyperparameter"]),
-    ({"predictor_type": "binary_classifier", "loss": "squared_loss"},
-     ["The value 'squared_loss' is not valid for the 'loss' hyperparameter which accepts one of the following: "
-      "'auto', 'logistic', 'hinge_loss'"]),
-    ({"predictor_type": "binary_classifier", "mini_batch_size": "0"},
-     ["The value '0' is not valid for the 'mini_batch_size' hyperparameter"]),
-    ({"predictor_type": "binary_classifier", "use_bias": "maybe"},
-     ["The value 'maybe' is not valid for the 'use_bias' hyperparameter"]),
-    ({"predictor_type": "binary_classifier", "learnig_rate": "0.1"}, ["Did you mean 'learning_rate'?"]),
-    ({"predictor_type": "binary_classifier", "feature_dim": "7"},
-     ["Incorrect configuration or train dataset provided. The value of feature_dim hyperparameter '7' doesn't match "
-      "train data dimensionality '5'."]),
-])
-def test_invalid_configuration(base, hps, fragments):
-    _binary_files(base)
-    assert_customer_error(train(base, hps, {"train": channel()}), *fragments)
-
-
-def test_binary_labels_must_be_0_or_1(base):
-    _binary_files(base, labels=np.arange(600, dtype=np.float32) % 3)
-    result = train(base, {"predictor_type": "binary_classifier"}, {"train": channel()})
-    assert_customer_error(result, "Label values of channel 'train' must be 0 or 1", "found 2")
-
-
-def test_multiclass_labels_out_of_range_in_validation(base):
-    X, y = problem("multiclass", 600, seed=12)
-    put_files(base, "train", recordio_dense(X, y))
-    put_files(base, "validation", recordio_dense(X[:100], np.full(100, 5, np.float32)))
-    result = train(base, {"predictor_type": "multiclass_classifier", "num_classes": "3", **FAST},
-                   {"train": channel(), "validation": channel()})
-    assert_customer_error(result, "Label values of channel 'validation' must be integers from 0 to num_classes - 1 "
-                                  "= 2", "found 5")
-
-
-def test_unlabeled_train_data(base):
-    X, _ = problem("regression", 300)
-    put_files(base, "train", csv_bytes(X))
-    result = train(base, {"predictor_type": "regressor"}, {"train": channel(CSV + ";label_size=0")})
-    assert_customer_error(result, "Labeled train data required with label size equal 1.")
-
-
-def test_test_channel_with_other_dimensionality(base):
-    _binary_files(base, test_dim=3)
-    result = train(base, {"predictor_type": "binary_classifier", **FAST}, {"train": channel(), "test": channel()})
-    assert_customer_error(result, "The value of feature_dim hyperparameter '5' doesn't match test data "
-                                  "dimensionality '3'")
-
-
-def test_missing_values(base):
-    X, y = problem("regression", 300)
-    X[17, 2] = np.nan
-    put_files(base, "train", csv_bytes(X, y))
-    result = train(base, {"predictor_type": "regressor"}, {"train": channel(CSV)})
-    assert_customer_error(result, "Please remove any missing (NaN) values in the input data.")
-
-
-def test_missing_train_channel(base):
-    X, y = problem("regression", 300)
-    put_files(base, "validation", recordio_dense(X, y))
-    result = train(base, {"predictor_type": "regressor"}, {"validation": channel()})
-    assert_customer_error(result, "train")
 
 
 @pytest.mark.parametrize("level", ["warning", "info"])
 def test_log_level_hyperparameter(base, level):
     """Every log line is at the level the built-ins log it (metric lines too, at INFO); the ``#metrics``
     JSON lines are not log records and always appear."""
-    X, y = problem("binary", 400)
-    put_files(base, "train", recordio_dense(X, y))
+    X, y = linear_problem("binary", 400)
+    put_files(base, "train", sdk_recordio(X, y))
     result = train(base, {"predictor_type": "binary_classifier", "_log_level": level, **FAST}, {"train": channel()})
-    assert_ok(result)
+    assert_trained(result)
     info = level == "info"
     assert ("Number of GPUs being used" in result.stdout) == info
     assert ("#quality_metric: host=algo-1, epoch=0, train binary_classification_cross_entropy" in result.stdout) == info

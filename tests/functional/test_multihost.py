@@ -7,7 +7,6 @@ exits 0; a host killed mid-job or never joining fails the job quickly with a rea
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 import signal
@@ -20,11 +19,8 @@ import numpy as np
 import pytest
 
 from smlocal.artifacts.loader import load_model_dir
-from smlocal.runtime.jobs import run_training
-from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.process import ProcessBackend
-from smlocal.runtime.progress import Display
-from tests.helpers import process_alive, run_container, write_config
+from tests.helpers import free_port, job_channel, process_alive, run_container, run_job, training_job, write_config
 
 pytest.importorskip("mxnet")
 
@@ -72,28 +68,16 @@ def data(tmp_path_factory):
     }
 
 
-def _channel(name: str, path: Path, distribution: str, label_size: int) -> dict:
-    return {"ChannelName": name, "ContentType": f"text/csv;label_size={label_size}",
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"file://{path}",
-                                            "S3DataDistributionType": distribution}}}
-
-
 def _job(out: Path, algorithm: str, data: dict, hosts: int, name: str, hps: dict | None = None,
          environment: dict | None = None, test_distribution: str = "FullyReplicated") -> dict:
+    """The module's train (sharded over the hosts) and test channels for ``algorithm`` on ``hosts`` hosts."""
     train, test = data[algorithm]
-    label = 0 if algorithm == "kmeans" else 1
-    image = {"kmeans": "kmeans", "linear-learner": "linear-learner"}[algorithm]
-    return {
-        "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": f"382416733822.dkr.ecr.us-east-1.amazonaws.com/{image}:1",
-                                   "TrainingInputMode": "File"},
-        "HyperParameters": {**(KM_HPS if algorithm == "kmeans" else LL_HPS), **(hps or {})},
-        "InputDataConfig": [_channel("train", train, "ShardedByS3Key", label),
-                            _channel("test", test, test_distribution, label)],
-        "OutputDataConfig": {"S3OutputPath": str(out)},
-        "ResourceConfig": {"InstanceCount": hosts, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1},
-        "Environment": environment or {},
-    }
+    csv = f"text/csv;label_size={0 if algorithm == 'kmeans' else 1}"
+    return training_job(name, [job_channel("train", train, "ShardedByS3Key", ContentType=csv),
+                               job_channel("test", test, test_distribution, ContentType=csv)], out,
+                        image=f"382416733822.dkr.ecr.us-east-1.amazonaws.com/{algorithm}:1",
+                        hps={**(KM_HPS if algorithm == "kmeans" else LL_HPS), **(hps or {})}, count=hosts,
+                        Environment=environment or {})
 
 
 class RecordingBackend(ProcessBackend):
@@ -107,10 +91,6 @@ class RecordingBackend(ProcessBackend):
         run = super().start_training(host, on_line, **options)
         self.runs[host.host] = run
         return run
-
-
-def _run(body: dict, backend=None):
-    return run_training(parse_job(body), backend or ProcessBackend(), Display(live=False, stream=io.StringIO()))
 
 
 def _model(result, tmp_path: Path):
@@ -159,7 +139,7 @@ def single(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("single")
     results = {}
     for algorithm in ("kmeans", "linear-learner"):
-        result = _run(_job(out, algorithm, data, 1, f"single-{algorithm}"))
+        result = run_job(_job(out, algorithm, data, 1, f"single-{algorithm}"))
         assert result.status == "Completed", result.failure_reason
         assert "Create Store: local" in (result.plan.logs_dir / "algo-1.log").read_text()
         results[algorithm] = (result, _model(result, out))
@@ -172,7 +152,7 @@ SPLITS = [(2, "FullyReplicated"), (3, "ShardedByS3Key")]
 
 @pytest.mark.parametrize("hosts, test_distribution", SPLITS)
 def test_kmeans_on_several_hosts_matches_one_host(tmp_path, data, single, hosts, test_distribution):
-    result = _run(_job(tmp_path, "kmeans", data, hosts, f"km-{hosts}", test_distribution=test_distribution))
+    result = run_job(_job(tmp_path, "kmeans", data, hosts, f"km-{hosts}", test_distribution=test_distribution))
     _check_distributed_logs(result, hosts)
     centers = _model(result, tmp_path).centers
     X = data["km-test-rows"]
@@ -189,7 +169,7 @@ def test_kmeans_on_several_hosts_matches_one_host(tmp_path, data, single, hosts,
 
 @pytest.mark.parametrize("hosts, test_distribution", SPLITS)
 def test_linear_learner_on_several_hosts_matches_one_host(tmp_path, data, single, hosts, test_distribution):
-    result = _run(_job(tmp_path, "linear-learner", data, hosts, f"ll-{hosts}", test_distribution=test_distribution))
+    result = run_job(_job(tmp_path, "linear-learner", data, hosts, f"ll-{hosts}", test_distribution=test_distribution))
     _check_distributed_logs(result, hosts)
     model = _model(result, tmp_path)
     rows = data["ll-test-rows"]
@@ -211,7 +191,7 @@ def test_a_host_killed_mid_job_fails_the_job_quickly(tmp_path, data, victim):
                 hps={"epochs": "500", "early_stopping_patience": "1000"}, environment={"SMLOCAL_KV_TIMEOUT": "20"})
     backend = RecordingBackend()
     outcome: dict = {}
-    thread = threading.Thread(target=lambda: outcome.update(result=_run(body, backend)), daemon=True)
+    thread = threading.Thread(target=lambda: outcome.update(result=run_job(body, backend)), daemon=True)
     thread.start()
     log = tmp_path / f"kill-{victim}" / "logs" / f"{victim}.log"
     deadline = time.monotonic() + 90
@@ -244,7 +224,7 @@ def test_a_host_that_never_joins_fails_within_the_timeout(tmp_path, data):
                  hosts=("algo-1", "algo-2"), current="algo-1")
     (base / "input" / "data").mkdir(parents=True, exist_ok=True)
     os.symlink(train, base / "input" / "data" / "train")
-    port = _free_port()
+    port = free_port()
     started = time.monotonic()
     result = run_container("train", base, env={"DMLC_PS_ROOT_URI": "127.0.0.1", "DMLC_PS_ROOT_PORT": str(port),
                                                 "SMLOCAL_KV_TIMEOUT": "3"}, timeout=60)
@@ -259,15 +239,7 @@ def test_a_host_that_cannot_reach_the_first_host_fails_within_the_timeout(tmp_pa
     base = tmp_path / "algo-2"
     write_config(base, KM_HPS, {"train": {"ContentType": "text/csv;label_size=0"}}, hosts=("algo-1", "algo-2"),
                  current="algo-2")
-    result = run_container("train", base, env={"DMLC_PS_ROOT_URI": "127.0.0.1", "DMLC_PS_ROOT_PORT": str(_free_port()),
+    result = run_container("train", base, env={"DMLC_PS_ROOT_URI": "127.0.0.1", "DMLC_PS_ROOT_PORT": str(free_port()),
                                                 "SMLOCAL_KV_TIMEOUT": "2"}, timeout=60)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "could not reach the first host algo-1 at 127.0.0.1:" in result.failure
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

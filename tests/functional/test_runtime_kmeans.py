@@ -5,10 +5,7 @@ model.tar.gz served and queried, batch transform, a failing job, a timeout. Data
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -17,19 +14,23 @@ import pytest
 
 from smlocal.artifacts.loader import load_model_dir
 from smlocal.runtime.endpoint import Endpoint
-from smlocal.runtime.jobs import read_record, run_training
-from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.process import ProcessBackend
-from smlocal.runtime.progress import Display
-from tests.helpers import REPO, needs_mxnet, records_read_in_epoch0, smlocal_serve
+from smlocal.runtime.records import read_record
+from tests.datasets import blobs, sdk_recordio
+from tests.helpers import (
+    assert_found_centers,
+    job_channel,
+    needs_mxnet,
+    records_read_in_epoch0,
+    run_cli,
+    run_job,
+    smlocal_serve,
+    training_job,
+)
 
 CENTERS = np.array([[0, 0, 0, 0], [8, 8, 0, 0], [0, 8, 8, -8]], dtype=np.float32)
 ROWS = (40, 60, 80, 100)  # rows per file: shards are told apart by their sizes
-
-
-def _blobs(n, seed):
-    rng = np.random.default_rng(seed)
-    return (CENTERS[rng.integers(0, 3, n)] + rng.normal(scale=0.3, size=(n, 4))).astype(np.float32)
+KMEANS_IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1"
 
 
 @pytest.fixture
@@ -37,31 +38,15 @@ def csv_dir(tmp_path):
     d = tmp_path / "csv"
     d.mkdir()
     for i, n in enumerate(ROWS):
-        np.savetxt(d / f"part-{i}.csv", _blobs(n, i), delimiter=",", fmt="%.5f")
+        np.savetxt(d / f"part-{i}.csv", blobs(CENTERS, n, seed=i, std=0.3), delimiter=",", fmt="%.5f")
     return d
 
 
-def _job(tmp_path, channels, hps=None, mode="File", count=1, name="km", **extra):
-    return {
-        "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1",
-                                   "TrainingInputMode": mode},
-        "RoleArn": "arn:aws:iam::111111111111:role/ignored-locally",
-        "HyperParameters": {"k": "3", "feature_dim": "4", "mini_batch_size": "50", **(hps or {})},
-        "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
-        "ResourceConfig": {"InstanceCount": count, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1},
-        **extra,
-    }
-
-
-def _channel(name, path, dist="FullyReplicated", **fields):
-    return {"ChannelName": name, **fields, "DataSource": {"S3DataSource": {
-        "S3DataType": "S3Prefix", "S3Uri": f"file://{path}", "S3DataDistributionType": dist}}}
-
-
-def _run(body, **kw):
-    return run_training(parse_job(body), ProcessBackend(), Display(live=False, stream=io.StringIO()), **kw)
+def _job(tmp_path, channels, hps=None, name="km", **options):
+    """A k-means job on this module's blobs as written for SageMaker (its role is ignored locally)."""
+    return training_job(name, channels, tmp_path / "out", image=KMEANS_IMAGE,
+                        hps={"k": "3", "feature_dim": "4", "mini_batch_size": "50", **(hps or {})},
+                        RoleArn="arn:aws:iam::111111111111:role/ignored-locally", **options)
 
 
 def _centers(model_tar: Path, tmp_path: Path) -> np.ndarray:
@@ -72,28 +57,17 @@ def _centers(model_tar: Path, tmp_path: Path) -> np.ndarray:
     return load_model_dir(out).centers
 
 
-def _assert_found_the_blobs(centers):
-    assert centers.shape == (3, 4)
-    for true in CENTERS:
-        assert np.min(np.linalg.norm(centers - true, axis=1)) < 1.0
-
-
-def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "smlocal", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, **kw)
-
-
 def test_file_mode_csv_from_job_json_served_and_transformed(tmp_path, csv_dir):
     job = tmp_path / "job.json"
-    job.write_text(json.dumps(_job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")])))
-    cli = _cli("train", "--job", str(job), "--backend", "process")
+    job.write_text(json.dumps(_job(tmp_path, [job_channel("train", csv_dir, ContentType="text/csv;label_size=0")])))
+    cli = run_cli("train", "--job", str(job), "--backend", "process")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "TrainingJobStatus: Completed" in cli.stdout
     model_tar = tmp_path / "out" / "km" / "output" / "model.tar.gz"
     centers = _centers(model_tar, tmp_path)
-    _assert_found_the_blobs(centers)
+    assert_found_centers(centers, CENTERS, 1.0)
 
-    queries = _blobs(5, 99)
+    queries = blobs(CENTERS, 5, seed=99, std=0.3)
     body = "\n".join(",".join(f"{v:.5f}" for v in row) for row in queries).encode()
     with Endpoint(model_tar, ProcessBackend(), workers=1) as ep:
         resp = ep.invoke(body, "text/csv", "application/json")
@@ -106,9 +80,9 @@ def test_file_mode_csv_from_job_json_served_and_transformed(tmp_path, csv_dir):
 
         # batch transform through the same kind of endpoint, via the CLI: one .out per file, in order
     out = tmp_path / "transformed"
-    cli = _cli("transform", "--model", str(model_tar), "--input", str(csv_dir), "--output", str(out),
-               "--content-type", "text/csv", "--accept", "text/csv", "--split-type", "Line",
-               "--strategy", "MultiRecord", "--max-payload-mb", "1", "--assemble-with", "Line", "--workers", "1")
+    cli = run_cli("transform", "--model", str(model_tar), "--input", str(csv_dir), "--output", str(out),
+                  "--content-type", "text/csv", "--accept", "text/csv", "--split-type", "Line",
+                  "--strategy", "MultiRecord", "--max-payload-mb", "1", "--assemble-with", "Line", "--workers", "1")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"part-{i}.csv.out" for i in range(len(ROWS))]
     for i, n in enumerate(ROWS):
@@ -120,34 +94,30 @@ def test_file_mode_csv_from_job_json_served_and_transformed(tmp_path, csv_dir):
 
 
 def test_serve_and_predict_commands(tmp_path, csv_dir):
-    result = _run(_job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")]))
+    result = run_job(_job(tmp_path, [job_channel("train", csv_dir, ContentType="text/csv;label_size=0")]))
     assert result.status == "Completed", result.failure_reason
     with smlocal_serve(result.model_artifacts) as port:
         request = tmp_path / "rows.csv"
         request.write_text("0,0,0,0\n8,8,0,0\n")
-        cli = _cli("predict", str(request), "--port", str(port), "--content-type", "text/csv",
-                   "--accept", "application/jsonlines")
+        cli = run_cli("predict", str(request), "--port", str(port), "--content-type", "text/csv",
+                      "--accept", "application/jsonlines")
         assert cli.returncode == 0, cli.stderr
         answers = [json.loads(line) for line in cli.stdout.splitlines()]
         assert len(answers) == 2 and answers[0]["closest_cluster"] != answers[1]["closest_cluster"]
-        cli = _cli("predict", "-", "--port", str(port), "--content-type", "text/csv", input="1,2\n")
+        cli = run_cli("predict", "-", "--port", str(port), "--content-type", "text/csv", input="1,2\n")
         assert cli.returncode == 1 and "400" in cli.stderr  # wrong feature count: the server's own answer
 
 
 def test_pipe_mode_recordio_protobuf_gzip(tmp_path):
-    from sagemaker.amazon.common import write_numpy_to_dense_tensor
-
     d = tmp_path / "rec"
     d.mkdir()
     for i, n in enumerate(ROWS):
-        buf = io.BytesIO()
-        write_numpy_to_dense_tensor(buf, _blobs(n, i))
-        (d / f"part-{i}.pbr.gz").write_bytes(gzip.compress(buf.getvalue()))
-    body = _job(tmp_path, [_channel("train", d, CompressionType="Gzip", ShuffleConfig={"Seed": 1})],
+        (d / f"part-{i}.pbr.gz").write_bytes(gzip.compress(sdk_recordio(blobs(CENTERS, n, seed=i, std=0.3))))
+    body = _job(tmp_path, [job_channel("train", d, CompressionType="Gzip", ShuffleConfig={"Seed": 1})],
                 hps={"epochs": "3"}, mode="Pipe")
-    result = _run(body)
+    result = run_job(body)
     assert result.status == "Completed", result.failure_reason
-    _assert_found_the_blobs(_centers(result.model_artifacts, tmp_path))
+    assert_found_centers(_centers(result.model_artifacts, tmp_path), CENTERS, 1.0)
     assert not result.plan.work_dir.exists()  # no copy of the data, and the work trees are gone
 
 
@@ -157,22 +127,22 @@ def test_pipe_mode_recordio_wrapping(tmp_path):
 
     d = tmp_path / "raw"
     d.mkdir()
-    for i, row in enumerate(_blobs(90, 5)):
+    for i, row in enumerate(blobs(CENTERS, 90, seed=5, std=0.3)):
         record = Record()
         record.features["values"].float32_tensor.values.extend(row.tolist())
         (d / f"row-{i:03d}.pb").write_bytes(record.SerializeToString())
-    result = _run(_job(tmp_path, [_channel("train", d, RecordWrapperType="RecordIO",
-                                           ContentType="application/x-recordio-protobuf")], mode="Pipe"))
+    result = run_job(_job(tmp_path, [job_channel("train", d, RecordWrapperType="RecordIO",
+                                                 ContentType="application/x-recordio-protobuf")], mode="Pipe"))
     assert result.status == "Completed", result.failure_reason
-    _assert_found_the_blobs(_centers(result.model_artifacts, tmp_path))
+    assert_found_centers(_centers(result.model_artifacts, tmp_path), CENTERS, 1.0)
 
 
 @needs_mxnet
 @pytest.mark.parametrize("mode", ["File", "Pipe"])
 def test_sharded_by_s3_key_over_two_hosts(tmp_path, csv_dir, mode):
-    body = _job(tmp_path, [_channel("train", csv_dir, "ShardedByS3Key", ContentType="text/csv;label_size=0")],
+    body = _job(tmp_path, [job_channel("train", csv_dir, "ShardedByS3Key", ContentType="text/csv;label_size=0")],
                 mode=mode, count=2, name=f"shard-{mode.lower()}")
-    result = _run(body)
+    result = run_job(body)
     assert result.status == "Completed", result.failure_reason
     assert result.record["HostExitCodes"] == {"algo-1": 0, "algo-2": 0}
     logs = result.plan.logs_dir
@@ -185,23 +155,23 @@ def test_sharded_by_s3_key_over_two_hosts(tmp_path, csv_dir, mode):
 
 def test_failing_job_reports_the_reason(tmp_path, csv_dir):
     job = tmp_path / "job.json"
-    job.write_text(json.dumps(_job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")],
+    job.write_text(json.dumps(_job(tmp_path, [job_channel("train", csv_dir, ContentType="text/csv;label_size=0")],
                                    hps={"k": "three"}, name="bad-k")))
-    cli = _cli("train", "--job", str(job))
+    cli = run_cli("train", "--job", str(job))
     assert cli.returncode == 2, cli.stdout + cli.stderr
     assert "TrainingJobStatus: Failed" in cli.stderr and "FailureReason: Customer Error:" in cli.stderr
     record = read_record(tmp_path / "out" / "bad-k")
     assert record["TrainingJobStatus"] == "Failed" and record["ExitCode"] == 2
     failure = (Path(record["WorkDirectory"]) / "algo-1" / "output" / "failure").read_text()
     assert record["FailureReason"] == failure[:1024] and "'k'" in failure
-    described = _cli("describe", str(tmp_path / "out" / "bad-k"), "--json")
+    described = run_cli("describe", str(tmp_path / "out" / "bad-k"), "--json")
     assert json.loads(described.stdout)["FailureReason"] == record["FailureReason"]
 
 
 def test_max_runtime_stops_a_long_job(tmp_path, csv_dir):
-    body = _job(tmp_path, [_channel("train", csv_dir, ContentType="text/csv;label_size=0")],
+    body = _job(tmp_path, [job_channel("train", csv_dir, ContentType="text/csv;label_size=0")],
                 hps={"epochs": "20000", "mini_batch_size": "10"}, StoppingCondition={"MaxRuntimeInSeconds": 2})
-    result = _run(body)
+    result = run_job(body)
     assert (result.status, result.secondary_status) == ("Stopped", "MaxRuntimeExceeded")
     assert result.record["TrainingTimeInSeconds"] < 60
     assert read_record(result.plan.job_dir)["TrainingJobStatus"] == "Stopped"

@@ -11,8 +11,6 @@ import gzip
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -21,12 +19,14 @@ import pytest
 
 from smlocal.artifacts.loader import load_model_dir
 from smlocal.runtime.endpoint import invoke
-from smlocal.runtime.jobs import read_record, run_training
-from smlocal.runtime.jobspec import spec_from_flags
+from smlocal.runtime.jobs import run_training
+from smlocal.runtime.jobflags import spec_from_flags
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
-from smlocal.runtime.s3 import LazyClient
-from tests.helpers import REPO, needs_mxnet, records_read_in_epoch0, smlocal_serve
+from smlocal.runtime.records import read_record
+from smlocal.runtime.s3.client import LazyClient
+from tests.datasets import blobs
+from tests.helpers import assert_found_centers, needs_mxnet, records_read_in_epoch0, run_cli, smlocal_serve
 from tests.s3server import start_moto_server
 
 pytest_plugins = ["tests.functional.conftest_s3"]  # fixtures: moto_server, s3_env, bucket
@@ -38,18 +38,8 @@ KMEANS = ["--algorithm", "kmeans", "--backend", "process", "--hp", "k=3", "--hp"
 CSV = ["--content-type", "train=text/csv;label_size=0"]
 
 
-def _blobs(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (CENTERS[rng.integers(0, 3, n)] + rng.normal(scale=0.3, size=(n, 4))).astype(np.float32)
-
-
 def _csv(rows: np.ndarray) -> bytes:
     return "".join(",".join(f"{v:.5f}" for v in row) + "\n" for row in rows).encode()
-
-
-def _cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "smlocal", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env=env)
 
 
 def _gets(server, bucket_name: str, key_prefix: str) -> int:
@@ -71,18 +61,12 @@ def _s3_model_centers(server, bucket_name: str, key: str, tmp_path: Path) -> np.
     return load_model_dir(out).centers
 
 
-def _assert_found_the_blobs(centers: np.ndarray) -> None:
-    assert centers.shape == (3, 4)
-    for true in CENTERS:
-        assert np.min(np.linalg.norm(centers - true, axis=1)) < 1.0
-
-
 @pytest.fixture
 def csv_channel(s3_env, bucket) -> str:
     """Four CSV objects under s3://<bucket>/data/train/ (plus a decoy under data/other/)."""
     client = s3_env.client()
     for i, n in enumerate(ROWS):
-        client.put_object(Bucket=bucket, Key=f"data/train/part-{i}.csv", Body=_csv(_blobs(n, i)))
+        client.put_object(Bucket=bucket, Key=f"data/train/part-{i}.csv", Body=_csv(blobs(CENTERS, n, seed=i, std=0.3)))
     client.put_object(Bucket=bucket, Key="data/other/not-training-data.csv", Body=b"x\n")
     return f"s3://{bucket}/data/train"
 
@@ -92,7 +76,7 @@ def _sdk_record_set(bucket_name: str, prefix: str, rows: int = 91) -> tuple[str,
     import boto3
     from sagemaker.amazon.amazon_estimator import upload_numpy_to_s3_shards
 
-    features = _blobs(rows, 11)
+    features = blobs(CENTERS, rows, seed=11, std=0.3)
     manifest = upload_numpy_to_s3_shards(2, boto3.resource("s3"), bucket_name, prefix, features)
     return manifest, features
 
@@ -103,13 +87,13 @@ def test_file_mode_from_an_s3_prefix_uploads_outputs_and_reuses_the_cache(s3_env
     cache = Path(os.environ["SMLOCAL_S3_CACHE"])
     common = [*KMEANS, *CSV, "--channel", f"train={csv_channel}", "--output", f"s3://{bucket}/jobs",
               "--local-output", str(local)]
-    cli = _cli("train", *common, "--job-name", "km-1")
+    cli = run_cli("train", *common, "--job-name", "km-1")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert f"ModelArtifacts: s3://{bucket}/jobs/km-1/output/model.tar.gz" in cli.stdout
     assert "channel 'train': 4 S3 object(s), 4 downloaded" in cli.stdout
     assert _gets(s3_env, bucket, "data/train/") == 4 and _gets(s3_env, bucket, "data/other/") == 0
     assert _keys(s3_env, bucket, "jobs/") == ["jobs/km-1/output/model.tar.gz", "jobs/km-1/output/output.tar.gz"]
-    _assert_found_the_blobs(_s3_model_centers(s3_env, bucket, "jobs/km-1/output/model.tar.gz", tmp_path))
+    assert_found_centers(_s3_model_centers(s3_env, bucket, "jobs/km-1/output/model.tar.gz", tmp_path), CENTERS, 1.0)
     record = read_record(local / "km-1")
     assert record["OutputDataConfig"] == {"S3OutputPath": f"s3://{bucket}/jobs"}
     assert record["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == csv_channel
@@ -120,7 +104,7 @@ def test_file_mode_from_an_s3_prefix_uploads_outputs_and_reuses_the_cache(s3_env
     stamps = [json.loads(p.read_text())["downloaded"] for p in cached]
 
     # a second job over the same channel downloads nothing: every object comes from the cache
-    cli = _cli("train", *common, "--job-name", "km-2", "--keep-work")
+    cli = run_cli("train", *common, "--job-name", "km-2", "--keep-work")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "channel 'train': 4 S3 object(s), 0 downloaded (0 B), 4 reused from the cache" in cli.stdout
     assert _gets(s3_env, bucket, "data/train/") == 4
@@ -129,7 +113,7 @@ def test_file_mode_from_an_s3_prefix_uploads_outputs_and_reuses_the_cache(s3_env
     channel_dir = local / "km-2" / "hosts" / "algo-1" / "input" / "data" / "train"
     assert sorted(p.name for p in channel_dir.iterdir()) == [f"part-{i}.csv" for i in range(4)]
     part = channel_dir / "part-2.csv"
-    assert not part.is_symlink() and part.read_bytes() == _csv(_blobs(ROWS[2], 2))
+    assert not part.is_symlink() and part.read_bytes() == _csv(blobs(CENTERS, ROWS[2], seed=2, std=0.3))
     assert any(os.path.samefile(part, p.with_suffix("")) for p in cached)
 
 
@@ -138,9 +122,9 @@ def test_file_mode_sdk_manifest_sharded_across_two_hosts(s3_env, bucket, tmp_pat
     manifest, _ = _sdk_record_set(bucket, "kmeans/train")
     assert manifest.endswith("/.amazon.manifest")
     out = tmp_path / "out"
-    cli = _cli("train", *KMEANS, "--channel", f"train={manifest}",  # .amazon.manifest: ManifestFile
-               "--content-type", "train=application/x-recordio-protobuf", "--distribution", "train=ShardedByS3Key",
-               "--instance-count", "2", "--output", str(out), "--job-name", "sharded-file", "--keep-work")
+    cli = run_cli("train", *KMEANS, "--channel", f"train={manifest}",  # .amazon.manifest: ManifestFile
+                  "--content-type", "train=application/x-recordio-protobuf", "--distribution", "train=ShardedByS3Key",
+                  "--instance-count", "2", "--output", str(out), "--job-name", "sharded-file", "--keep-work")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     record = read_record(out / "sharded-file")
     assert record["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] == "ManifestFile"
@@ -174,8 +158,8 @@ def test_pipe_mode_streams_the_sdk_manifest_sharded_from_a_job_json(s3_env, buck
     # the endpoint comes from the flag alone
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
     local = tmp_path / "local"
-    cli = _cli("train", "--job", str(job), "--backend", "process", "--local-output", str(local),
-               "--s3-endpoint-url", s3_env.endpoint_url)
+    cli = run_cli("train", "--job", str(job), "--backend", "process", "--local-output", str(local),
+                  "--s3-endpoint-url", s3_env.endpoint_url)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     logs = local / "pipe-manifest" / "logs"
     assert (records_read_in_epoch0(logs / "algo-1.log"), records_read_in_epoch0(logs / "algo-2.log")) == (45, 46)
@@ -192,19 +176,19 @@ def test_pipe_mode_gzip_and_recordio_wrapping_from_an_s3_prefix(s3_env, bucket, 
     from sagemaker.amazon.record_pb2 import Record
 
     client = s3_env.client()
-    for i, row in enumerate(_blobs(60, 5)):
+    for i, row in enumerate(blobs(CENTERS, 60, seed=5, std=0.3)):
         record = Record()
         record.features["values"].float32_tensor.values.extend(row.tolist())
         client.put_object(Bucket=bucket, Key=f"raw/row-{i:03d}.pb.gz", Body=gzip.compress(record.SerializeToString()))
     out = tmp_path / "out"
-    cli = _cli("train", *KMEANS, "--channel", f"train=s3://{bucket}/raw/", "--input-mode", "Pipe",
-               "--content-type", "train=application/x-recordio-protobuf", "--compression", "train=Gzip",
-               "--record-wrapper", "train=RecordIO", "--output", str(out), "--job-name", "wrapped")
+    cli = run_cli("train", *KMEANS, "--channel", f"train=s3://{bucket}/raw/", "--input-mode", "Pipe",
+                  "--content-type", "train=application/x-recordio-protobuf", "--compression", "train=Gzip",
+                  "--record-wrapper", "train=RecordIO", "--output", str(out), "--job-name", "wrapped")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert records_read_in_epoch0(out / "wrapped" / "logs" / "algo-1.log") == 60
     with tarfile.open(out / "wrapped" / "output" / "model.tar.gz") as tar:
         tar.extractall(tmp_path / "model")
-    _assert_found_the_blobs(load_model_dir(tmp_path / "model").centers)
+    assert_found_centers(load_model_dir(tmp_path / "model").centers, CENTERS, 1.0)
     assert not list(Path(os.environ["SMLOCAL_S3_CACHE"]).glob("objects/*"))
 
 
@@ -212,7 +196,7 @@ def test_pipe_mode_gzip_and_recordio_wrapping_from_an_s3_prefix(s3_env, bucket, 
 def test_serve_and_transform_with_s3_model_input_and_output(s3_env, bucket, csv_channel, tmp_path):
     # a model in S3, trained in-process from local data: the command's client is made for the output only
     data = tmp_path / "train.csv"
-    data.write_bytes(_csv(_blobs(150, 3)))
+    data.write_bytes(_csv(blobs(CENTERS, 150, seed=3, std=0.3)))
     spec = spec_from_flags(algorithm="kmeans", image=None, channels=[f"train={data}"],
                            content_types=["train=text/csv;label_size=0"],
                            hyperparameters=["k=3", "feature_dim=4", "mini_batch_size=50"],
@@ -233,14 +217,15 @@ def test_serve_and_transform_with_s3_model_input_and_output(s3_env, bucket, csv_
         expected = np.linalg.norm(CENTERS[:2, None, :] - centers[None], axis=2).argmin(1)
         assert clusters == [float(c) for c in expected]
 
-    cli = _cli("transform", "--model", model_uri, "--input", csv_channel, "--output", f"s3://{bucket}/scored/",
-               "--content-type", "text/csv", "--accept", "text/csv", "--split-type", "Line",
-               "--assemble-with", "Line", "--workers", "1", "--backend", "process")
+    cli = run_cli("transform", "--model", model_uri, "--input", csv_channel, "--output", f"s3://{bucket}/scored/",
+                  "--content-type", "text/csv", "--accept", "text/csv", "--split-type", "Line",
+                  "--assemble-with", "Line", "--workers", "1", "--backend", "process")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert _keys(s3_env, bucket, "scored/") == [f"scored/part-{i}.csv.out" for i in range(4)]
     for i, n in enumerate(ROWS):
         body = s3_env.client().get_object(Bucket=bucket, Key=f"scored/part-{i}.csv.out")["Body"].read().decode()
-        rows = np.loadtxt(io.StringIO(_csv(_blobs(n, i)).decode()), delimiter=",", dtype=np.float32)
+        rows = np.loadtxt(io.StringIO(_csv(blobs(CENTERS, n, seed=i, std=0.3)).decode()), delimiter=",",
+                          dtype=np.float32)
         nearest = np.linalg.norm(rows[:, None, :] - centers[None], axis=2).argmin(1)
         assert [float(line.split(",")[0]) for line in body.splitlines()] == [float(c) for c in nearest]
     # one download for serve; transform reused the cached copy
@@ -249,7 +234,7 @@ def test_serve_and_transform_with_s3_model_input_and_output(s3_env, bucket, csv_
 
 def test_a_local_job_never_makes_an_s3_client(tmp_path):
     data = tmp_path / "train.csv"
-    data.write_bytes(_csv(_blobs(90, 4)))
+    data.write_bytes(_csv(blobs(CENTERS, 90, seed=4, std=0.3)))
     spec = spec_from_flags(algorithm="kmeans", image=None, channels=[f"train={data}"],
                            content_types=["train=text/csv;label_size=0"],
                            hyperparameters=["k=3", "feature_dim=4"], output=str(tmp_path / "out"), job_name="loc")
@@ -293,8 +278,8 @@ def test_s3_errors_name_bucket_key_and_cause_before_any_container_starts(s3_env,
         needles = ["ShardedByS3Key over 5 hosts needs at least 5 objects", csv_channel, "has 4"]
     if "--output" not in extra:
         extra += ["--output", f"s3://{bucket}/jobs"]
-    cli = _cli("train", *KMEANS, *CSV, "--channel", f"train={channel}", *extra, "--local-output", str(local),
-               "--job-name", "bad")
+    cli = run_cli("train", *KMEANS, *CSV, "--channel", f"train={channel}", *extra, "--local-output", str(local),
+                  "--job-name", "bad")
     _assert_failed_before_start(cli, local, "bad", *needles)
     assert _keys(s3_env, bucket, "jobs/") == []
 
@@ -303,8 +288,8 @@ def test_no_credentials_is_reported_before_any_container_starts(moto_server, tmp
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({k: v for k, v in moto_server.environ(tmp_path / "aws", credentials=False).items() if v is not None})
     local = tmp_path / "local"
-    cli = _cli("train", *KMEANS, *CSV, "--channel", "train=s3://some-bucket/train/", "--local-output", str(local),
-               "--output", "s3://some-bucket/jobs", "--job-name", "nocreds", env=env)
+    cli = run_cli("train", *KMEANS, *CSV, "--channel", "train=s3://some-bucket/train/", "--local-output", str(local),
+                  "--output", "s3://some-bucket/jobs", "--job-name", "nocreds", env=env)
     _assert_failed_before_start(cli, local, "nocreds", "s3://some-bucket/", "no AWS credentials were found")
 
 
@@ -324,12 +309,12 @@ def test_access_denied_is_reported_before_any_container_starts(tmp_path):
         env.update({"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
                     "SMLOCAL_S3_CACHE": str(tmp_path / "cache")})
         local = tmp_path / "local"
-        cli = _cli("train", *KMEANS, *CSV, "--channel", "train=s3://locked-bucket/train/", "--output",
-                   str(tmp_path / "out"), "--job-name", "denied", env=env)
+        cli = run_cli("train", *KMEANS, *CSV, "--channel", "train=s3://locked-bucket/train/", "--output",
+                      str(tmp_path / "out"), "--job-name", "denied", env=env)
         _assert_failed_before_start(cli, tmp_path / "out", "denied", "channel 'train'", "access denied",
                                     "'locked-bucket'", "s3:ListBucket")
-        cli = _cli("train", *KMEANS, *CSV, "--channel", f"train={tmp_path}", "--output", "s3://locked-bucket/out",
-                   "--local-output", str(local), "--job-name", "denied-out", env=env)
+        cli = run_cli("train", *KMEANS, *CSV, "--channel", f"train={tmp_path}", "--output", "s3://locked-bucket/out",
+                      "--local-output", str(local), "--job-name", "denied-out", env=env)
         _assert_failed_before_start(cli, local, "denied-out", "s3://locked-bucket/", "access denied")
     finally:
         server.stop()
@@ -337,17 +322,17 @@ def test_access_denied_is_reported_before_any_container_starts(tmp_path):
 
 def test_serve_and_transform_name_a_missing_model_or_bucket_before_the_server_starts(s3_env, bucket, csv_channel,
                                                                                    tmp_path):
-    cli = _cli("serve", "--model", f"s3://{bucket}/models/missing/model.tar.gz", "--port", "0", "--backend",
-               "process")
+    cli = run_cli("serve", "--model", f"s3://{bucket}/models/missing/model.tar.gz", "--port", "0", "--backend",
+                  "process")
     assert cli.returncode == 2, cli.stdout + cli.stderr
     assert f"the object 'models/missing/model.tar.gz' does not exist in bucket '{bucket}'" in cli.stderr
     assert "endpoint ready" not in cli.stdout
-    cli = _cli("serve", "--model", "s3://smlocal-no-such-bucket/model.tar.gz", "--backend", "process")
+    cli = run_cli("serve", "--model", "s3://smlocal-no-such-bucket/model.tar.gz", "--backend", "process")
     assert cli.returncode == 2 and "bucket 'smlocal-no-such-bucket' does not exist" in cli.stderr, cli.stderr
-    cli = _cli("transform", "--model", f"s3://{bucket}/models/missing/model.tar.gz", "--input", csv_channel,
-               "--output", "s3://smlocal-no-such-output/scored/", "--backend", "process")
+    cli = run_cli("transform", "--model", f"s3://{bucket}/models/missing/model.tar.gz", "--input", csv_channel,
+                  "--output", "s3://smlocal-no-such-output/scored/", "--backend", "process")
     assert cli.returncode == 2 and "bucket 'smlocal-no-such-output' does not exist" in cli.stderr, cli.stderr
-    cli = _cli("transform", "--model", f"s3://{bucket}/models/missing/model.tar.gz", "--input",
-               f"s3://{bucket}/no/such/prefix/", "--output", str(tmp_path / "scored"), "--backend", "process")
+    cli = run_cli("transform", "--model", f"s3://{bucket}/models/missing/model.tar.gz", "--input",
+                  f"s3://{bucket}/no/such/prefix/", "--output", str(tmp_path / "scored"), "--backend", "process")
     assert cli.returncode == 2 and "no objects found under the prefix 'no/such/prefix/'" in cli.stderr, cli.stderr
     assert not (tmp_path / "scored").exists()

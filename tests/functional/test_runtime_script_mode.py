@@ -3,21 +3,13 @@ sagemaker_program / sagemaker_submit_directory, then a model.tar.gz with code/in
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tarfile
-
 
 from smlocal.runtime.endpoint import Endpoint
 from smlocal.runtime.process import ProcessBackend
-from tests.helpers import REPO
+from tests.helpers import REPO, job_channel, run_cli, training_job
 
 EXAMPLE = REPO / "examples" / "sklearn"
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "smlocal", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
 
 
 def _serve_with_handlers(model_tar, tmp_path):
@@ -36,9 +28,9 @@ def _serve_with_handlers(model_tar, tmp_path):
 
 def test_entry_point_and_source_dir_flags(tmp_path):
     train = EXAMPLE / "data"  # the example's own labelled CSV
-    cli = _cli("train", "--entry-point", "train.py", "--source-dir", str(EXAMPLE), "--channel", f"train={train}",
-               "--content-type", "train=text/csv", "--hp", "C=0.5", "--output", str(tmp_path / "out"),
-               "--job-name", "sk", "--backend", "process")
+    cli = run_cli("train", "--entry-point", "train.py", "--source-dir", str(EXAMPLE), "--channel", f"train={train}",
+                  "--content-type", "train=text/csv", "--hp", "C=0.5", "--output", str(tmp_path / "out"),
+                  "--job-name", "sk", "--backend", "process")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "TrainingJobStatus: Completed" in cli.stdout
     model_tar = tmp_path / "out" / "sk" / "output" / "model.tar.gz"
@@ -55,19 +47,12 @@ def test_job_json_with_sdk_hyperparameters_and_a_tarball(tmp_path):
     sourcedir = tmp_path / "sourcedir.tar.gz"
     with tarfile.open(sourcedir, "w:gz") as tar:
         tar.add(EXAMPLE / "train.py", arcname="train.py")
-    job = {
-        "TrainingJobName": "sk-json",
-        "AlgorithmSpecification": {"TrainingImage": "smlocal:latest", "TrainingInputMode": "File"},
-        "HyperParameters": {"sagemaker_program": json.dumps("train.py"),
-                            "sagemaker_submit_directory": json.dumps(f"file://{sourcedir}"),
-                            "max_iter": "50"},
-        "InputDataConfig": [{"ChannelName": "train", "ContentType": "text/csv", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": str(train), "S3DataDistributionType": "FullyReplicated"}}}],
-        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
-        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "local"},
-    }
+    job = training_job("sk-json", [job_channel("train", str(train), ContentType="text/csv")], tmp_path / "out",
+                       image="smlocal:latest", instance_type="local",
+                       hps={"sagemaker_program": json.dumps("train.py"),
+                            "sagemaker_submit_directory": json.dumps(f"file://{sourcedir}"), "max_iter": "50"})
     (tmp_path / "job.json").write_text(json.dumps(job))
-    cli = _cli("train", "--job", str(tmp_path / "job.json"), "--backend", "process")
+    cli = run_cli("train", "--job", str(tmp_path / "job.json"), "--backend", "process")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert (tmp_path / "out" / "sk-json" / "output" / "model.tar.gz").is_file()
 
@@ -76,8 +61,8 @@ def test_failing_script_is_failed_with_its_stderr_tail(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
     (code / "fail.py").write_text("import sys\nsys.stderr.write('KeyError: label column missing\\n')\nsys.exit(3)\n")
-    cli = _cli("train", "--entry-point", str(code / "fail.py"), "--output", str(tmp_path / "out"),
-               "--job-name", "bad", "--backend", "process")
+    cli = run_cli("train", "--entry-point", str(code / "fail.py"), "--output", str(tmp_path / "out"),
+                  "--job-name", "bad", "--backend", "process")
     assert cli.returncode != 0
     assert "TrainingJobStatus: Failed" in cli.stderr  # a failed job's summary goes to stderr
     assert "ExecuteUserScriptError" in cli.stderr and "KeyError: label column missing" in cli.stderr
@@ -86,7 +71,7 @@ def test_failing_script_is_failed_with_its_stderr_tail(tmp_path):
 
 
 def test_source_dir_needs_an_entry_point(tmp_path):
-    cli = _cli("train", "--source-dir", str(EXAMPLE), "--output", str(tmp_path / "out"))
+    cli = run_cli("train", "--source-dir", str(EXAMPLE), "--output", str(tmp_path / "out"))
     assert cli.returncode == 2 and "--source-dir needs --entry-point" in cli.stderr
 
 
@@ -97,8 +82,8 @@ def test_script_that_writes_its_own_failure_keeps_it_as_the_reason(tmp_path):
         "import os, sys\n"
         "open(os.path.join(os.environ['SM_OUTPUT_DIR'], 'failure'), 'w').write('labels missing in part-3.csv')\n"
         "sys.exit(255)\n")
-    cli = _cli("train", "--entry-point", "own.py", "--source-dir", str(code), "--output", str(tmp_path / "out"),
-               "--job-name", "own", "--backend", "process")
+    cli = run_cli("train", "--entry-point", "own.py", "--source-dir", str(code), "--output", str(tmp_path / "out"),
+                  "--job-name", "own", "--backend", "process")
     assert cli.returncode != 0
     record = json.loads((tmp_path / "out" / "own" / "training-job.json").read_text())
     assert record["TrainingJobStatus"] == "Failed"

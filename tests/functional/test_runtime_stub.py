@@ -21,13 +21,14 @@ import pytest
 from smlocal.data.recordio import frame
 from smlocal.errors import CustomerError
 from smlocal.runtime.endpoint import Endpoint
-from smlocal.runtime.jobs import read_record, run_training
+from smlocal.runtime.jobs import run_training
 from smlocal.runtime.jobspec import parse_job
 from smlocal.runtime.plan import DataObject, PipeFeed
 from smlocal.runtime.process import ProcessBackend
 from smlocal.runtime.progress import Display
+from smlocal.runtime.records import read_record
 from smlocal.runtime.transform import resolve_params, run_transform
-from tests.helpers import REPO
+from tests.helpers import REPO, job_channel, training_job
 
 STUB = Path(__file__).parent / "contract_stub" / "stub.py"
 PROGRAM = [sys.executable, str(STUB)]
@@ -46,23 +47,10 @@ def _data(root: Path, n: int, gz: bool = False) -> Path:
     return root
 
 
-def _job(tmp_path, channels, hps=None, count=1, name="stub-job", **extra):
-    body = {
-        "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": "stub:latest", "TrainingInputMode": "File"},
-        "HyperParameters": hps or {},
-        "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
-        "ResourceConfig": {"InstanceCount": count, "InstanceType": "local"},
-        **extra,
-    }
-    return parse_job(body)
-
-
-def _channel(name, path, **fields):
-    dist = fields.pop("dist", "FullyReplicated")
-    return {"ChannelName": name, "DataSource": {"S3DataSource": {"S3Uri": str(path), "S3DataDistributionType": dist}},
-            **fields}
+def _job(tmp_path, channels, hps=None, name="stub-job", **options):
+    """The job spec of a stub run, its output under ``tmp_path/out``."""
+    return parse_job(training_job(name, channels, tmp_path / "out", image="stub:latest", hps=hps,
+                                  instance_type="local", **options))
 
 
 def _reports(tar_path):
@@ -74,9 +62,9 @@ def test_two_hosts_sharded_file_and_pipe(tmp_path, backend):
     train = _data(tmp_path / "train", 5)
     test = _data(tmp_path / "test", 4, gz=True)
     spec = _job(tmp_path, [
-        _channel("train", train, dist="ShardedByS3Key", ContentType="text/csv"),
-        _channel("test", test, dist="ShardedByS3Key", InputMode="Pipe", CompressionType="Gzip",
-                 RecordWrapperType="RecordIO", ShuffleConfig={"Seed": 3}),
+        job_channel("train", str(train), "ShardedByS3Key", ContentType="text/csv"),
+        job_channel("test", str(test), "ShardedByS3Key", InputMode="Pipe", CompressionType="Gzip",
+                    RecordWrapperType="RecordIO", ShuffleConfig={"Seed": 3}),
     ], hps={"epochs": "2"}, count=2)
     result = run_training(spec, backend, Display(live=False, stream=io.StringIO()))
     assert result.status == "Completed", result.failure_reason
@@ -107,7 +95,7 @@ def test_two_hosts_sharded_file_and_pipe(tmp_path, backend):
 def test_failure_reason_and_describe(tmp_path, backend):
     data = _data(tmp_path / "train", 1)
     reason = "The value 'x' is not valid for the 'k' hyperparameter. " + "y" * 2000
-    result = run_training(_job(tmp_path, [_channel("train", data)], hps={"fail": reason}), backend,
+    result = run_training(_job(tmp_path, [job_channel("train", str(data))], hps={"fail": reason}), backend,
                           Display(live=False, stream=io.StringIO()))
     assert result.status == "Failed" and result.exit_code == 2
     assert result.failure_reason == ("Customer Error: " + reason)[:1024]
@@ -119,20 +107,21 @@ def test_failure_reason_and_describe(tmp_path, backend):
     assert cli.returncode == 0 and "TrainingJobStatus: Failed" in cli.stdout
     assert "FailureReason: Customer Error: The value 'x'" in cli.stdout
     with pytest.raises(CustomerError, match="already exists"):  # names are unique, like SageMaker's
-        run_training(_job(tmp_path, [_channel("train", data)]), backend)
+        run_training(_job(tmp_path, [job_channel("train", str(data))]), backend)
 
 
 def test_exit_without_failure_file(tmp_path, backend):
     data = _data(tmp_path / "train", 1)
-    result = run_training(_job(tmp_path, [_channel("train", data)], hps={"exit_code": "5"}), backend,
+    result = run_training(_job(tmp_path, [job_channel("train", str(data))], hps={"exit_code": "5"}), backend,
                           Display(live=False, stream=io.StringIO()))
     assert result.status == "Failed" and result.exit_code == 5
     assert "exited with code 5" in result.failure_reason and "algo-1.log" in result.failure_reason
+    assert result.failure_reason.startswith("Algorithm Error: algo-1 exited with code 5")  # the container's prefix
 
 
 def test_max_runtime_stops_the_job(tmp_path, backend):
     data = _data(tmp_path / "train", 1)
-    spec = _job(tmp_path, [_channel("train", data)], hps={"sleep": "60"},
+    spec = _job(tmp_path, [job_channel("train", str(data))], hps={"sleep": "60"},
                 StoppingCondition={"MaxRuntimeInSeconds": 1})
     t0 = time.monotonic()
     result = run_training(spec, backend, Display(live=False, stream=io.StringIO()))
@@ -143,7 +132,7 @@ def test_max_runtime_stops_the_job(tmp_path, backend):
 
 def test_sigterm_ignored_is_killed_after_grace(tmp_path, backend):
     data = _data(tmp_path / "train", 1)
-    spec = _job(tmp_path, [_channel("train", data, InputMode="Pipe")],
+    spec = _job(tmp_path, [job_channel("train", str(data), InputMode="Pipe")],
                 hps={"sleep": "60", "ignore_sigterm": "true", "epochs": "1"},
                 StoppingCondition={"MaxRuntimeInSeconds": 1})
     t0 = time.monotonic()
@@ -247,7 +236,7 @@ def test_broken_pipe_data_fails_the_job(tmp_path, backend):
     data = tmp_path / "gz"
     data.mkdir()
     (data / "part-0.gz").write_bytes(b"this is not gzip")
-    spec = _job(tmp_path, [_channel("train", data, InputMode="Pipe", CompressionType="Gzip")])
+    spec = _job(tmp_path, [job_channel("train", str(data), InputMode="Pipe", CompressionType="Gzip")])
     result = run_training(spec, backend, Display(live=False, stream=io.StringIO()))
     assert result.status == "Failed" and result.exit_code == 2
     assert result.failure_reason.startswith("Customer Error: File ") and "part-0.gz" in result.failure_reason

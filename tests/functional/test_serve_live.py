@@ -28,7 +28,6 @@ from tests.helpers import CONTAINER, Server, free_port
 RNG = np.random.default_rng(2024)
 
 
-
 def serve_model(tmp_path: Path, name: str, files: dict[str, Path | bytes], env=None) -> Server:
     base = tmp_path / name
     (base / "model").mkdir(parents=True)

@@ -1,0 +1,1 @@
+"""GPU tests: the CuPy array backend against the CPU one (skipped without CuPy)."""

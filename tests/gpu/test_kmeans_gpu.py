@@ -1,4 +1,4 @@
-"""The streaming k-means core on the CuPy array module gives what it gives on numpy (spec §9).
+"""The streaming k-means core on the CuPy array module gives what it gives on numpy (the built-in uses one GPU).
 
 Skipped without CuPy or without a CUDA device; runs on the GPU machine (numpy 2.x, no MXNet).
 """

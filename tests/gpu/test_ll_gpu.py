@@ -1,4 +1,4 @@
-"""The linear learner on the CuPy array module trains what it trains on numpy (spec §9).
+"""The linear learner on the CuPy array module trains what it trains on numpy (the built-in runs on CPU or GPU).
 
 Skipped without CuPy or without a CUDA device; runs on the GPU machine (numpy 2.x, no MXNet, maybe no
 sagemaker SDK: data is written with smlocal's own encoders).
@@ -24,7 +24,8 @@ from smlocal.arrays import CPU, detected_gpus, select_array_module  # noqa: E402
 from smlocal.data.channels import Batch  # noqa: E402
 from smlocal.data.protobuf import dense_to_records, sparse_to_records  # noqa: E402
 from smlocal.data.recordio import encode_records  # noqa: E402
-from tests.functional.test_linear_learner_train import problem, train  # noqa: E402
+from tests.functional.test_linear_learner_train import train  # noqa: E402
+from tests.datasets import linear_problem
 from tests.helpers import channel, put_files  # noqa: E402
 
 # the runtime's own detection decides, as it does in train(); one device is used, as by the built-ins
@@ -59,7 +60,7 @@ def _run(arrays, X, y, predictor, loss_name, C, sparse):
                                               ("regression", "squared_loss", 1)])
 @pytest.mark.parametrize("sparse", [False, True])
 def test_gpu_training_matches_cpu(kind, loss_name, C, sparse):
-    X, y = problem(kind, 2000, seed=3, offset=0.02)
+    X, y = linear_problem(kind, 2000, seed=3, offset=0.02)
     if sparse:
         X = sp.csr_matrix(np.where(np.abs(X) > 5, X, 0).astype(np.float32))
     predictor = {"binary": "binary_classifier", "multiclass": "multiclass_classifier", "regression": "regressor"}[kind]
@@ -72,7 +73,7 @@ def test_gpu_training_matches_cpu(kind, loss_name, C, sparse):
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_container_train_uses_the_gpu(base, tmp_path, sparse):
-    X, y = problem("binary", 3000, seed=4, offset=0.02)
+    X, y = linear_problem("binary", 3000, seed=4, offset=0.02)
     data = X if not sparse else sp.csr_matrix(np.where(np.abs(X) > 5, X, 0).astype(np.float32))
     records = (sparse_to_records if sparse else dense_to_records)
     models = {}

@@ -1,0 +1,1 @@
+"""Unit tests, one module per module of src/smlocal/."""

@@ -1,3 +1,4 @@
+"""The /opt/ml contract: base dir, paths, content types and the three config files read into dataclasses."""
 from __future__ import annotations
 
 import json
@@ -49,8 +50,7 @@ def test_load_training_env(base):
     assert train.is_pipe and train.is_csv and train.label_size() == 0
     assert train.distribution == "ShardedByS3Key"
     assert env.channels["test"].content_type == RECORDIO_PROTOBUF  # default when ContentType is absent
-    assert env.resources.hosts == ("algo-1", "algo-2") and env.resources.host_rank == 1
-    assert not env.resources.is_master
+    assert env.resources.hosts == ("algo-1", "algo-2") and env.resources.current_host == "algo-2"
     assert env.model_file == base / "model" / "model_algo-2"
 
 

@@ -1,8 +1,9 @@
 """The linear-learner ``model_algo-1``: a ZIP (entries stored) around an MXNet Module checkpoint.
 
-Members (spec §3.2): ``mx-mod-0000.params`` (NDArray dict ``arg:fc0_weight`` (d, C), ``arg:fc0_bias``
-(1, C)), ``mx-mod-symbol.json``, ``manifest.json`` and ``additional-params.json`` (threshold, loss,
-predictor type, metrics parameters). The weights act on raw features: normalisation is folded in.
+Members, as in the real built-in artifacts: ``mx-mod-0000.params`` (NDArray dict ``arg:fc0_weight``
+(d, C), ``arg:fc0_bias`` (1, C)), ``mx-mod-symbol.json``, ``manifest.json`` and ``additional-params.json``
+(threshold, loss, predictor type, metrics parameters). The weights act on raw features: normalisation is
+folded in.
 """
 from __future__ import annotations
 

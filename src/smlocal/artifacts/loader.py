@@ -1,4 +1,4 @@
-"""Find and load the servable model in ``/opt/ml/model``; the algorithm comes from the artifact itself.
+"""The servable-model loader for ``/opt/ml/model``: the algorithm comes from the artifact itself.
 
 Accepted layouts: ``model_algo-1`` (or any ``model_<host>``), or a ``model.tar.gz`` holding one. The
 tarball is read member by member in memory (nothing is extracted to disk), and any member that could

@@ -1,6 +1,7 @@
 """MXNet's NDArray-list file (``mx.nd.save`` / ``mx.nd.load``), read and written without MXNet.
 
-Layout (spec §3.1, little-endian)::
+Layout (little-endian; MXNet's ``MXNDArraySave`` and ``NDArray::Save``, and what the AWS built-ins'
+``model_algo-1`` files hold byte for byte)::
 
     u64 0x112 | u64 0 | u64 N | N x NDArray | u64 M | M x (u64 len | name bytes)
 

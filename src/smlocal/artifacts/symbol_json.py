@@ -1,7 +1,7 @@
 """The MXNet symbol graph of a linear-learner model, written in MXNet's own JSON style.
 
 The built-in saves ``dot(data, fc0_weight) -> broadcast_add(., fc0_bias) -> <head>(., out_label)`` with
-``sym.tojson()`` (spec §3.2). We write the same graph as text, formatted the way dmlc's JSON writer
+``sym.tojson()`` (its ``mx-mod-symbol.json``). We write the same graph as text, formatted the way dmlc's JSON writer
 formats it (``", "`` + newline between members, single-entry objects on one line), so our file reads
 like the built-in's and loads with ``mx.sym.load`` / ``mx.mod.Module.load``.
 """

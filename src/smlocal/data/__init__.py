@@ -1,0 +1,1 @@
+"""The data plane: RecordIO framing, ``aialgs.data.Record`` <-> numpy, CSV, channels, and the data tools."""

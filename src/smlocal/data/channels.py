@@ -1,8 +1,10 @@
-"""Training channels: File directories or Pipe FIFOs -> batches of numpy rows (spec §5.1, §6).
+"""Training channels: File directories or Pipe FIFOs -> batches of numpy rows.
 
 A channel's bytes are read as one stream, whatever the mode: in File mode every file under
 ``input/data/<channel>/`` (recursively, sorted, hidden names skipped) one after the other, as
-SageMaker's Pipe mode concatenates S3 objects; in Pipe mode the FIFO ``input/data/<channel>_<epoch>``.
+SageMaker's Pipe mode concatenates S3 objects; in Pipe mode the FIFO ``input/data/<channel>_<epoch>``
+(the paths SageMaker gives a training container: SageMaker developer guide, "How Amazon SageMaker
+Provides Training Information").
 So a RecordIO record cut by a file boundary or by a short read is simply completed by the next bytes.
 Memory is bounded by the read chunk and the batch size, never by the dataset.
 """
@@ -40,7 +42,11 @@ PIPE_BUFFER = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
 
 
 def content_type_message(channel: str, content_type: str) -> str:
-    """The built-ins' canonical message for data that does not match its content type (spec §5.2)."""
+    """The built-ins' canonical message for data that does not match its content type.
+
+    Worded as the built-ins' shared algorithm SDK words it; a public copy of that SDK's errors is in
+    aws/sagemaker-rl-container, ``src/vw-serving/src/vw_serving/sagemaker/exceptions.py``.
+    """
     return (
         f"Unable to read data channel '{channel}'. Requested content-type is '{content_type}'. "
         "Please verify the data matches the requested content-type."

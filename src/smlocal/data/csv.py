@@ -1,4 +1,7 @@
-"""``text/csv`` training data: no header, label in the first column when ``label_size=1`` (spec §1.2, §2.2).
+"""``text/csv`` training data: no header, label in the first column when ``label_size=1``.
+
+That is the built-ins' CSV contract; unlabeled data says ``text/csv;label_size=0`` (SageMaker developer
+guide, "Common Data Formats for Training").
 
 Chunks of whole lines are parsed by numpy's C ``loadtxt`` (float64, then cast to float32, so values
 round exactly as a per-cell ``float()`` would). Only when a chunk fails does a slow per-line pass run,

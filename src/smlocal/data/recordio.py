@@ -1,4 +1,6 @@
-"""MXNet/dmlc RecordIO framing (spec §7.1), read and written without MXNet.
+"""MXNet/dmlc RecordIO framing, read and written without MXNet.
+
+The format of dmlc-core's ``include/dmlc/recordio.h``::
 
     record := u32 magic 0xCED7230A | u32 lrec | payload part | zero padding to a 4-byte boundary
     lrec   := cflag << 29 | length
@@ -38,6 +40,12 @@ class DataFormatError(CustomerError):
 def pad4(length: int) -> int:
     """Size of ``length`` bytes rounded up to the 4-byte boundary RecordIO pads to."""
     return (length + 3) & ~3
+
+
+def is_recordio_file(path) -> bool:
+    """Whether the file at ``path`` starts with the RecordIO magic."""
+    with open(path, "rb") as f:
+        return f.read(4) == MAGIC_BYTES
 
 
 def _lrec(cflag: int, length: int) -> int:

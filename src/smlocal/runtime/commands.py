@@ -10,17 +10,28 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
+from smlocal.algorithms import NAMES as ALGORITHMS
 from smlocal.errors import CustomerError
+
+if TYPE_CHECKING:
+    from smlocal.runtime.backends import Backend
+    from smlocal.runtime.progress import Display
 
 DEFAULT_OUTPUT = "smlocal-output"
 
 
 # ------------------------------------------------------------------------------------------ backends
 def choose_backend(name: str | None, image: str | None, algorithm: str | None = None,
-                   program: list[str] | None = None, display=None):
-    """``--backend``, else docker when an engine answers and an image is given, else process."""
+                   program: list[str] | None = None, display: Display | None = None, *,
+                   serving: bool = False) -> Backend:
+    """``--backend``, else docker when an engine answers and an image is given, else process.
+
+    Without an engine, an image falls back to local processes only where smlocal's own container can
+    stand in for it: a built-in ``algorithm``, a ``program`` of the user's, or ``serving`` (smlocal's
+    server loads either built-in's model, so serving needs no algorithm).
+    """
     from smlocal.runtime import docker as docker_backend
     from smlocal.runtime.process import ProcessBackend
 
@@ -32,12 +43,13 @@ def choose_backend(name: str | None, image: str | None, algorithm: str | None = 
         return ProcessBackend(program)
     if image and docker_backend.engine_available():
         return docker_backend.DockerBackend(image)
-    if image and not algorithm and not program:
+    if image and not (algorithm or program or serving):
         raise CustomerError(f"Image '{image}' needs Docker, and no Docker engine answers (DOCKER_HOST or the "
-                            "default socket). Start Docker, or use --algorithm kmeans|linear-learner to run "
+                            f"default socket). Start Docker, or use --algorithm {'|'.join(ALGORITHMS)} to run "
                             "smlocal's own container as local processes.")
     if image and display is not None:
-        display.message(f"no Docker engine answers: running {algorithm or 'the job'} as local processes")
+        what = algorithm or ("model" if serving else "the job")
+        display.message(f"no Docker engine answers: running {what} as local processes")
     return ProcessBackend(program)
 
 
@@ -70,7 +82,7 @@ def _sigterm_as_interrupt() -> None:
 
 # --------------------------------------------------------------------------------------------- train
 def _train_spec(args):
-    from smlocal.runtime import jobspec
+    from smlocal.runtime import jobfields, jobflags, jobspec
 
     if args.job:
         job_file = Path(args.job)
@@ -83,21 +95,20 @@ def _train_spec(args):
             raise CustomerError(f"Job file {job_file} does not exist.") from None
         except json.JSONDecodeError as exc:
             raise CustomerError(f"Job file {job_file} is not valid JSON: {exc}") from None
-        output = jobspec.output_location(args.output, "--output") if args.output else None
+        output = jobfields.output_location(args.output, "--output") if args.output else None
         spec = jobspec.parse_job(body, base=job_file.resolve().parent, output_path=output,
                                  local_output=args.local_output)
         hps = dict(spec.hyperparameters)
-        hps.update(dict(jobspec.split_pair(h, "--hp") for h in args.hp))
+        hps.update(dict(jobflags.split_pair(h, "--hp") for h in args.hp))
         env = dict(spec.environment)
-        env.update(dict(jobspec.split_pair(e, "--env") for e in args.env))
+        env.update(dict(jobflags.split_pair(e, "--env") for e in args.env))
         spec = spec.with_overrides(
             job_name=jobspec.validate_job_name(args.job_name, "--job-name") if args.job_name else None,
             max_runtime=args.max_runtime, instance_count=args.instance_count, image=args.image,
             algorithm=args.algorithm, hyperparameters=hps, environment=env,
         )
-        jobspec.validate(spec)
         return spec
-    return jobspec.spec_from_flags(
+    return jobflags.spec_from_flags(
         algorithm=args.algorithm, image=args.image, channels=args.channel, content_types=args.content_type,
         distributions=args.distribution, compressions=args.compression, record_wrappers=args.record_wrapper,
         shuffle_seeds=args.shuffle_seed, hyperparameters=args.hp, input_mode=args.input_mode or "File",
@@ -109,14 +120,15 @@ def _train_spec(args):
 
 def _s3_client(args):
     """The command's one S3 client; boto3 is only loaded if some URI turns out to be s3://."""
-    from smlocal.runtime.s3 import LazyClient
+    from smlocal.runtime.s3.client import LazyClient
 
     return LazyClient(getattr(args, "s3_endpoint_url", None))
 
 
 def cmd_train(args) -> int:
     """Run a training job; print its outcome; exit 0 only when it completed."""
-    from smlocal.runtime.jobs import run_training, summary_lines
+    from smlocal.runtime.jobs import run_training
+    from smlocal.runtime.records import summary_lines
 
     spec = _train_spec(args)
     display = _display()
@@ -132,7 +144,7 @@ def cmd_train(args) -> int:
 
 def cmd_describe(args) -> int:
     """Show a training job's record: status, FailureReason, exit code, artifacts."""
-    from smlocal.runtime.jobs import read_record, summary_lines
+    from smlocal.runtime.records import read_record, summary_lines
 
     record = read_record(args.job, args.output or DEFAULT_OUTPUT)
     if args.json:
@@ -144,7 +156,7 @@ def cmd_describe(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- serve
 def _endpoint_env(args) -> dict[str, str]:
-    from smlocal.runtime.jobspec import split_pair
+    from smlocal.runtime.jobflags import split_pair
 
     return dict(split_pair(e, "--env") for e in (args.env or []))
 
@@ -155,7 +167,7 @@ def cmd_serve(args) -> int:
     from smlocal.runtime.endpoint import Endpoint
 
     display = _display()
-    backend = choose_backend(args.backend, args.image, "model", _program(args), display)
+    backend = choose_backend(args.backend, args.image, program=_program(args), display=display, serving=True)
     _sigterm_as_interrupt()
     try:
         model = sources.local_model(args.model, _s3_client(args), display)
@@ -213,7 +225,7 @@ def cmd_transform(args) -> int:
     from smlocal.runtime.endpoint import Endpoint
 
     display = _display()
-    backend = choose_backend(args.backend, args.image, "model", _program(args), display)
+    backend = choose_backend(args.backend, args.image, program=_program(args), display=display, serving=True)
     env = {**transform.endpoint_env(args.strategy, args.max_payload_mb), **_endpoint_env(args)}
     _sigterm_as_interrupt()
     client = _s3_client(args)
@@ -265,25 +277,23 @@ def _s3_options(p: argparse.ArgumentParser) -> None:
 
 def add_commands(subparsers) -> None:
     """Register train, describe, serve, predict, transform and quickstart on an argparse subparsers object."""
+    from smlocal.runtime import quickstart
+
+    for add in (_add_train, _add_describe, _add_serve, _add_predict, _add_transform):
+        add(subparsers)
+    quickstart.add_commands(subparsers, _register)
+
+
+def _add_train(subparsers) -> None:
     t = subparsers.add_parser("train", help="run a training job (CreateTrainingJob JSON or flags)",
                               description="Run a SageMaker-style training job locally.")
     t.add_argument("--job", help="CreateTrainingJob request body (JSON file)")
-    t.add_argument("--algorithm", choices=("kmeans", "linear-learner"))
+    t.add_argument("--algorithm", choices=ALGORITHMS)
     t.add_argument("--entry-point", metavar="SCRIPT",
                    help="script mode: run this script (.py, module or executable) instead of a built-in")
     t.add_argument("--source-dir", metavar="DIR", help="script mode: the directory or .tar.gz holding the "
                                                        "entry point; it becomes /opt/ml/code")
-    t.add_argument("--channel", action="append", default=[], metavar="NAME=PATH",
-                   help="a channel: a directory, a file or an s3://bucket/prefix URI (repeatable)")
-    t.add_argument("--data-type", action="append", default=[], metavar="NAME=S3Prefix|ManifestFile",
-                   help="an s3:// channel's S3DataType (default S3Prefix; ManifestFile for a URI naming "
-                        ".amazon.manifest)")
-    t.add_argument("--content-type", action="append", default=[], metavar="NAME=TYPE",
-                   help="a channel's ContentType, e.g. train=text/csv;label_size=0")
-    t.add_argument("--distribution", action="append", default=[], metavar="NAME=FullyReplicated|ShardedByS3Key")
-    t.add_argument("--compression", action="append", default=[], metavar="NAME=None|Gzip")
-    t.add_argument("--record-wrapper", action="append", default=[], metavar="NAME=None|RecordIO")
-    t.add_argument("--shuffle-seed", action="append", default=[], metavar="NAME=SEED")
+    _channel_options(t)
     t.add_argument("--hp", action="append", default=[], metavar="K=V", help="a hyperparameter (repeatable)")
     t.add_argument("--env", action="append", default=[], metavar="K=V", help="container environment (repeatable)")
     t.add_argument("--input-mode", choices=("File", "Pipe", "FastFile"))
@@ -301,17 +311,38 @@ def add_commands(subparsers) -> None:
     _backend_options(t)
     _register(t, cmd_train)
 
+
+def _channel_options(t: argparse.ArgumentParser) -> None:
+    """``train``'s channels and their InputDataConfig settings, each ``NAME=VALUE`` and repeatable."""
+    t.add_argument("--channel", action="append", default=[], metavar="NAME=PATH",
+                   help="a channel: a directory, a file or an s3://bucket/prefix URI (repeatable)")
+    t.add_argument("--data-type", action="append", default=[], metavar="NAME=S3Prefix|ManifestFile",
+                   help="an s3:// channel's S3DataType (default S3Prefix; ManifestFile for a URI naming "
+                        ".amazon.manifest)")
+    t.add_argument("--content-type", action="append", default=[], metavar="NAME=TYPE",
+                   help="a channel's ContentType, e.g. train=text/csv;label_size=0")
+    t.add_argument("--distribution", action="append", default=[], metavar="NAME=FullyReplicated|ShardedByS3Key")
+    t.add_argument("--compression", action="append", default=[], metavar="NAME=None|Gzip")
+    t.add_argument("--record-wrapper", action="append", default=[], metavar="NAME=None|RecordIO")
+    t.add_argument("--shuffle-seed", action="append", default=[], metavar="NAME=SEED")
+
+
+def _add_describe(subparsers) -> None:
     d = subparsers.add_parser("describe", help="show a training job's status and FailureReason")
     d.add_argument("job", help="job directory (<output>/<job-name>) or job name")
     d.add_argument("--output", help=f"where job names are looked up (default ./{DEFAULT_OUTPUT})")
     d.add_argument("--json", action="store_true", help="print the whole record as JSON")
     _register(d, cmd_describe)
 
+
+def _add_serve(subparsers) -> None:
     s = subparsers.add_parser("serve", help="serve a model.tar.gz on a local port")
     _serve_options(s)
     s.add_argument("--port", type=int, default=8080, help="port on this machine (default 8080; 0 = any free)")
     _register(s, cmd_serve)
 
+
+def _add_predict(subparsers) -> None:
     p = subparsers.add_parser("predict", help="send a file or stdin to a running endpoint")
     p.add_argument("file", help="request body file, or - for stdin")
     p.add_argument("--port", type=int, default=8080)
@@ -320,6 +351,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--accept", help="e.g. application/json, text/csv, application/jsonlines")
     _register(p, cmd_predict)
 
+
+def _add_transform(subparsers) -> None:
     x = subparsers.add_parser("transform", help="batch transform a directory of files")
     _serve_options(x)
     x.add_argument("--input", required=True, help="input file or directory, or an s3://bucket/prefix URI")
@@ -332,7 +365,3 @@ def add_commands(subparsers) -> None:
     x.add_argument("--max-payload-mb", type=int, help="MaxPayloadInMB (0-100)")
     x.add_argument("--port", type=int, default=0, help="port for the transform's server (default: any free)")
     _register(x, cmd_transform)
-
-    from smlocal.runtime import quickstart
-
-    quickstart.add_commands(subparsers, _register)

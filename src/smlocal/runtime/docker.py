@@ -1,18 +1,22 @@
-"""Docker backend through the docker SDK (no Compose): one container per host, host network,
-each host's /opt/ml tree bind-mounted, channel data bind-mounted read-only, logs streamed with a
-host prefix. Containers run as the calling user so every file they write stays removable."""
+"""Docker backend: one container per host through the docker SDK (no Compose).
+
+Containers use the host network, each host's /opt/ml tree bind-mounted and channel data bind-mounted
+read-only; logs are streamed with a host prefix. Containers run as the calling user so every file they
+write stays removable."""
 from __future__ import annotations
 
 import os
 import re
+import signal
 import threading
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
-from smlocal.errors import CustomerError, PlatformError
+from smlocal.environment import Paths
+from smlocal.errors import CustomerError, PlatformError, killed_by
+from smlocal.runtime.backends import LineSink, Run
 from smlocal.runtime.layout import materialize
-from smlocal.runtime.plan import CONTAINER_BASE, HostPlan
-from smlocal.runtime.runs import LineSink, Run
+from smlocal.runtime.plan import CONTAINER, HostPlan
 
 LABEL = "smlocal"
 
@@ -42,7 +46,7 @@ def _name(*parts: str) -> str:
 
 
 class ContainerRun(Run):
-    """A running container, with the same surface as ``process.ProcessRun``."""
+    """A running container, seen as a ``Run`` like ``process.ProcessRun``."""
 
     def __init__(self, name: str, container, on_line: LineSink):
         self.name = name
@@ -69,7 +73,7 @@ class ContainerRun(Run):
             try:
                 self.container.reload()
             except Exception:  # noqa: BLE001 - removed under us
-                self._exit = 137
+                self._exit = killed_by(signal.SIGKILL)
                 return self._exit
             if self.container.status in ("exited", "dead"):
                 self._exit = int(self.container.attrs["State"]["ExitCode"])
@@ -100,11 +104,10 @@ class ContainerRun(Run):
     def pid(self) -> int | None:
         return None
 
-    def describe(self) -> str:
-        return f"container {self.container.name}"
-
 
 class DockerBackend:
+    """The ``Backend`` that runs each host, or the server, as a container of ``image``."""
+
     name = "docker"
 
     def __init__(self, image: str, docker_client=None, run_as_user: bool = True):
@@ -133,8 +136,8 @@ class DockerBackend:
     def prepare(self, host: HostPlan) -> None:
         materialize(host, mounts_as="mountpoint")
 
-    def _run(self, name: str, command, env: Mapping[str, str], binds: list[tuple[str, str, bool]],
-             entrypoint=None):
+    def _run(self, name: str, command: list[str], env: Mapping[str, str], binds: list[tuple[str, str, bool]],
+             entrypoint: Sequence[str] | None = None):
         from docker.types import Mount
 
         mounts = [Mount(target=target, source=str(Path(source).resolve()), type="bind", read_only=ro)
@@ -152,15 +155,15 @@ class DockerBackend:
             raise PlatformError(f"Docker could not start {name} from image '{self.image}': {exc}") from None
 
     def start_training(self, host: HostPlan, on_line: LineSink, job_name: str = "job",
-                       entrypoint=None) -> ContainerRun:
-        binds = [(host.root, str(CONTAINER_BASE), False)]
+                       entrypoint: Sequence[str] | None = None) -> ContainerRun:
+        binds = [(host.root, str(CONTAINER.base), False)]
         binds += [(m.source, m.container_path, m.read_only) for m in host.mounts]
         container = self._run(_name("smlocal", job_name, host.host), ["train"], host.env, binds, entrypoint)
         return ContainerRun(host.host, container, on_line)
 
     def start_serving(self, root: Path, port: int, env: Mapping[str, str], on_line: LineSink,
                       name: str = "endpoint") -> ContainerRun:
-        binds = [(str(Path(root) / "model"), str(CONTAINER_BASE / "model"), True)]
+        binds = [(str(Paths(Path(root)).model_dir), str(CONTAINER.model_dir), True)]
         full = {**env, "SAGEMAKER_BIND_TO_PORT": str(port)}
         container = self._run(_name("smlocal", name, str(os.getpid())), ["serve"], full, binds)
         return ContainerRun(name, container, on_line)

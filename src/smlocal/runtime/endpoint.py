@@ -11,7 +11,6 @@ import collections
 import http.client
 import json
 import shutil
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,13 +18,15 @@ from pathlib import Path
 from typing import Mapping
 
 from smlocal.archives import safe_extract
+from smlocal.environment import Paths
 from smlocal.errors import CustomerError
-from smlocal.runtime.jobs import free_port
+from smlocal.runtime.backends import Backend, Run
+from smlocal.runtime.ports import LOOPBACK, free_port, port_in_use
 from smlocal.runtime.progress import Display
 
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 30.0  # SageMaker gives a serving container 30 s between SIGTERM and SIGKILL
-HOST = "127.0.0.1"
+HOST = LOOPBACK
 
 
 @dataclass
@@ -61,22 +62,12 @@ def invoke(port: int, body: bytes, content_type: str, accept: str | None = None,
     return request(port, "POST", "/invocations", body, headers, timeout, host)
 
 
-def port_in_use(port: int) -> bool:
-    for addr in (HOST, "0.0.0.0"):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((addr, port))
-            except OSError:
-                return True
-    return False
-
-
 class Endpoint:
     """One served model. Use as a context manager, or ``start()`` / ``stop()``."""
 
-    def __init__(self, model: str | Path, backend, port: int | None = None, env: Mapping[str, str] | None = None,
-                 display: Display | None = None, name: str | None = None, ready_timeout: float = READY_TIMEOUT_S,
-                 workers: int | None = None):
+    def __init__(self, model: str | Path, backend: Backend, port: int | None = None,
+                 env: Mapping[str, str] | None = None, display: Display | None = None, name: str | None = None,
+                 ready_timeout: float = READY_TIMEOUT_S, workers: int | None = None):
         self.model = Path(model)
         self.backend = backend
         self.port = port or free_port()
@@ -88,7 +79,7 @@ class Endpoint:
         self.name = name or f"endpoint-{self.port}"
         self.ready_timeout = ready_timeout
         self.root: Path | None = None
-        self.run = None
+        self.run: Run | None = None
         self.log_tail: collections.deque[str] = collections.deque(maxlen=40)
 
     @property
@@ -106,7 +97,7 @@ class Endpoint:
                                 "(each endpoint needs its own port).")
         self.root = Path(tempfile.mkdtemp(prefix=f"smlocal-{self.name}-"))
         try:
-            model_dir = self.root / "model"
+            model_dir = Paths(self.root).model_dir
             if self.model.is_dir():
                 shutil.copytree(self.model, model_dir)  # a model directory: served as it is
             else:

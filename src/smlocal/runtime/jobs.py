@@ -1,18 +1,15 @@
-"""Run a training job from its plan and keep its record, like CreateTrainingJob + DescribeTrainingJob.
+"""The training job runner: every host of a job on one backend, watched to the end, like CreateTrainingJob.
 
-The record (``<output>/<job>/training-job.json``) says Completed, Failed or Stopped, with the
-FailureReason (first 1024 characters of the failing host's ``output/failure``) and exit code.
+The job's record (``records``: ``<output>/<job>/training-job.json``) says Completed, Failed or Stopped,
+with the FailureReason (first 1024 characters of the failing host's ``output/failure``) and exit code.
 MaxRuntimeInSeconds and Ctrl-C stop every host: SIGTERM, then SIGKILL after the grace period
 (120 s, as StopTrainingJob). Artifacts are collected whatever the outcome, as SageMaker does.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import json
 import shutil
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,16 +17,18 @@ from pathlib import Path
 from typing import Callable
 
 from smlocal.archives import safe_extract
-from smlocal.artifacts.files import atomic_write_bytes
-from smlocal.errors import CustomerError, SmlocalError, exit_code_for, failure_text
+from smlocal.errors import (INTERRUPTED_EXIT_CODE, TIMEOUT_EXIT_CODE, AlgorithmError, CustomerError, SmlocalError,
+                            exit_code_for, failure_text, killed_by, signal_number)
 from smlocal.runtime import packaging, sources
+from smlocal.runtime.backends import Backend, Run
 from smlocal.runtime.jobspec import JobSpec
 from smlocal.runtime.pipes import PipeSet
 from smlocal.runtime.plan import TrainingPlan, plan_training
+from smlocal.runtime.ports import free_port_pair
 from smlocal.runtime.progress import Display, parse_progress
-from smlocal.runtime.s3 import LazyClient
+from smlocal.runtime.records import RECORD_NAME, base_record, now, write_record
+from smlocal.runtime.s3.client import LazyClient
 
-RECORD_NAME = "training-job.json"
 FAILURE_REASON_CHARS = 1024
 STOP_GRACE_S = 120.0
 POLL_S = 0.2
@@ -40,7 +39,7 @@ PEER_SETTLE_S = 5.0  # after one host of a multi-host job fails, the others may 
 class JobResult:
     status: str  # Completed | Failed | Stopped
     secondary_status: str
-    exit_code: int  # 0, the failing host's code, 124 (MaxRuntimeInSeconds) or 130 (interrupted)
+    exit_code: int  # 0, the failing host's code, TIMEOUT_EXIT_CODE (MaxRuntimeInSeconds) or INTERRUPTED_EXIT_CODE
     failure_reason: str | None
     record: dict
     plan: TrainingPlan
@@ -58,85 +57,6 @@ class _Outcome:
     first_failed: str | None = None
     upload_error: BaseException | None = None  # artifacts could not be uploaded to S3OutputPath
     uploaded: dict = field(default_factory=dict)  # artifact name -> S3 URI
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_pair(attempts: int = 50) -> int:
-    """A free loopback port p with p + 1 free too: the KVStore scheduler's and the host monitor's ports
-    of a multi-host job (ps-lite's other nodes take OS-assigned ports, so concurrent jobs never clash)."""
-    for _ in range(attempts):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            if port >= 65535:
-                continue
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    return free_port()
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def write_record(path: Path, record: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=False) + "\n").encode())
-
-
-def read_record(target: str | Path, output_root: str | Path | None = None) -> dict:
-    """A job record by job directory, record file, or job name under ``output_root``."""
-    candidates = [Path(target)]
-    if output_root is not None:
-        candidates.append(Path(output_root) / str(target))
-    for cand in candidates:
-        path = cand if cand.is_file() else cand / RECORD_NAME
-        if path.is_file():
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise CustomerError(f"Job record {path} is not valid JSON ({exc}).") from None
-    where = " or ".join(str(c) for c in candidates)
-    raise CustomerError(f"No training job found at {where}: expected a job directory holding {RECORD_NAME} "
-                        "(<output>/<job-name>) or a job name with --output.")
-
-
-def _base_record(spec: JobSpec, plan: TrainingPlan, backend: str) -> dict:
-    return {
-        "TrainingJobName": spec.job_name,
-        "TrainingJobArn": f"arn:aws:sagemaker:local:000000000000:training-job/{spec.job_name}",
-        "TrainingJobStatus": "InProgress",
-        "SecondaryStatus": "Starting",
-        "AlgorithmSpecification": {
-            **({"TrainingImage": spec.image} if spec.image else {}),
-            **({"AlgorithmName": spec.algorithm} if spec.algorithm else {}),
-            "TrainingInputMode": spec.input_mode,
-        },
-        "HyperParameters": dict(spec.hyperparameters),
-        "InputDataConfig": [
-            {"ChannelName": c.name, "DataSource": {"S3DataSource": {
-                "S3DataType": c.data_type, "S3Uri": c.source, "S3DataDistributionType": c.distribution}},
-             **({"ContentType": c.content_type} if c.content_type else {}),
-             "CompressionType": c.compression, "RecordWrapperType": c.record_wrapper, "InputMode": c.input_mode,
-             **({"ShuffleConfig": {"Seed": c.shuffle_seed}} if c.shuffle_seed is not None else {})}
-            for c in spec.channels
-        ],
-        "OutputDataConfig": {"S3OutputPath": spec.s3_output_path or spec.output_path},
-        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count},
-        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime} if spec.max_runtime else {},
-        "Environment": dict(spec.environment),
-        "CreationTime": _now(),
-        "Backend": backend,
-        "LogFiles": {h.host: str(plan.logs_dir / f"{h.host}.log") for h in plan.hosts},
-    }
 
 
 class _LogSink:
@@ -171,7 +91,7 @@ class _LogSink:
             f.close()
 
 
-def _stop_all(runs: dict, grace: float, display: Display) -> None:
+def _stop_all(runs: dict[str, Run], grace: float, display: Display) -> None:
     """SIGTERM every live host, wait up to ``grace`` seconds, SIGKILL what is left. A second Ctrl-C
     during the wait kills at once."""
     live = [r for r in runs.values() if r.poll() is None]
@@ -204,15 +124,16 @@ def _failure_reason(plan: TrainingPlan, outcome: _Outcome) -> str | None:
             return failure_text(outcome.upload_error)[:FAILURE_REASON_CHARS]
         return None
     hp = next(h for h in plan.hosts if h.host == host)
-    if hp.failure_file.is_file():
-        text = hp.failure_file.read_text(encoding="utf-8", errors="replace")
+    if hp.paths.failure_file.is_file():
+        text = hp.paths.failure_file.read_text(encoding="utf-8", errors="replace")
         return text[:FAILURE_REASON_CHARS]
     code = outcome.exit_codes.get(host)
     how = f"exited with code {code}"
-    if isinstance(code, int) and (code < 0 or code > 128):  # a signal: Popen's -N, or a container's 128 + N
+    signum = signal_number(code) if isinstance(code, int) else None
+    if signum is not None:
         with contextlib.suppress(ValueError):
-            how = f"was killed by {signal.Signals(-code if code < 0 else code - 128).name} (exit code {code})"
-    return (f"AlgorithmError: {host} {how} without writing "
+            how = f"was killed by {signal.Signals(signum).name} (exit code {code})"
+    return (f"{AlgorithmError.prefix}: {host} {how} without writing "
             f"output/failure. See the log {plan.logs_dir / (host + '.log')}.")[:FAILURE_REASON_CHARS]
 
 
@@ -220,7 +141,7 @@ def _root_cause(plan: TrainingPlan, hosts: list[str]) -> str:
     """Of the hosts found failed in one poll, the one that failed first: a host that wrote no output/failure
     (killed, crashed) caused the others' failures; otherwise the oldest failure file."""
     def when(host: str) -> tuple[int, int]:
-        failure = next(h for h in plan.hosts if h.host == host).failure_file
+        failure = next(h for h in plan.hosts if h.host == host).paths.failure_file
         try:
             return (1, failure.stat().st_mtime_ns)
         except OSError:
@@ -228,7 +149,7 @@ def _root_cause(plan: TrainingPlan, hosts: list[str]) -> str:
     return min(hosts, key=when)
 
 
-def _monitor(plan: TrainingPlan, runs: dict, pipes: PipeSet, grace: float, display: Display,
+def _monitor(plan: TrainingPlan, runs: dict[str, Run], pipes: PipeSet, grace: float, display: Display,
              deadline: float | None) -> _Outcome:
     outcome = _Outcome()
     settle_until = None
@@ -286,9 +207,9 @@ def unpack_source(spec: JobSpec) -> JobSpec:
     return spec.with_overrides(source_dir=str(target))
 
 
-def run_training(spec: JobSpec, backend, display: Display | None = None, stop_grace: float = STOP_GRACE_S,
-                 keep_work: bool | None = None, echo: Callable[[str], bool] | None = None,
-                 s3_client: LazyClient | None = None) -> JobResult:
+def run_training(spec: JobSpec, backend: Backend, display: Display | None = None,
+                 stop_grace: float = STOP_GRACE_S, keep_work: bool | None = None,
+                 echo: Callable[[str], bool] | None = None, s3_client: LazyClient | None = None) -> JobResult:
     """Plan the job, run every host on ``backend``, collect artifacts, write the record.
 
     ``keep_work``: keep the hosts' /opt/ml trees (default: only when the job did not complete).
@@ -301,43 +222,51 @@ def run_training(spec: JobSpec, backend, display: Display | None = None, stop_gr
     if (spec.job_dir / RECORD_NAME).exists():
         raise CustomerError(f"A training job named '{spec.job_name}' already exists in {spec.job_dir}. "
                             "Choose another --job-name (or TrainingJobName) or delete that directory.")
+    plan = _plan(spec, s3_client, display)
+    record = base_record(plan.spec, plan, backend.name)
+    for note in plan.spec.notes:
+        display.message(note)
+    write_record(plan.record_file, record)
+    started = time.monotonic()
+    outcome = _run_hosts(plan, backend, record, display, started, stop_grace, echo)
+    # Collect artifacts whatever the outcome (SageMaker uploads the model of a stopped job too).
+    packaging.package_dirs(plan.model_tar, [h.paths.model_dir for h in plan.hosts])
+    packaging.package_dirs(plan.output_tar, [h.paths.output_data_dir for h in plan.hosts])
+    _upload(plan, outcome, s3_client, display)
+    return _finish(plan, record, outcome, started, keep_work)
+
+
+def _plan(spec: JobSpec, s3_client: LazyClient, display: Display) -> TrainingPlan:
+    """List (and for File mode fetch) the channels, unpack a script's source, plan every host."""
     # S3 first: a wrong bucket or an empty prefix fails here, before anything is written or started
     sources.check_output(spec, s3_client)
     objects, is_dir = sources.resolve_channels(spec, s3_client, display)
     spec = unpack_source(spec)
     ps_port = free_port_pair() if spec.instance_count > 1 else None
     plan = plan_training(spec, spec.job_dir, objects, ps_port=ps_port, source_is_dir=is_dir)
-    record = _base_record(spec, plan, backend.name)
-    for note in spec.notes:
-        display.message(note)
-    write_record(plan.record_file, record)
+    return plan
 
+
+def _run_hosts(plan: TrainingPlan, backend: Backend, record: dict, display: Display, started: float,
+               stop_grace: float, echo: Callable[[str], bool] | None) -> _Outcome:
+    """Feed the pipes, start every host and watch them to the end; a job that cannot start is recorded
+    as Failed before the error goes up."""
     sink = _LogSink(plan, display, echo)
-    runs: dict = {}
+    runs: dict[str, Run] = {}
     feeds = [feed for host in plan.hosts for feed in host.pipes]
     fed = display.task("pipe data fed", unit="bytes") if feeds else None
     pipes = PipeSet(feeds, on_bytes=fed.advance if fed else None)
-    started = time.monotonic()
-    record["TrainingStartTime"] = _now()
+    record["TrainingStartTime"] = now()
     try:
-        for host in plan.hosts:
-            backend.prepare(host)
-        pipes.start()
-        record["SecondaryStatus"] = "Training"
-        write_record(plan.record_file, record)
-        display.message(f"training job {spec.job_name}: {spec.instance_count} host(s), backend {backend.name}, "
-                        f"logs in {plan.logs_dir}")
-        for host in plan.hosts:
-            runs[host.host] = backend.start_training(host, sink, job_name=spec.job_name,
-                                                     entrypoint=spec.entrypoint)
-        deadline = started + spec.max_runtime if spec.max_runtime else None
-        outcome = _monitor(plan, runs, pipes, stop_grace, display, deadline)
+        _start_hosts(plan, backend, record, sink, pipes, runs, display)
+        deadline = started + plan.spec.max_runtime if plan.spec.max_runtime else None
+        return _monitor(plan, runs, pipes, stop_grace, display, deadline)
     except KeyboardInterrupt:
         _stop_all(runs, stop_grace, display)
-        outcome = _Outcome(stopped="Interrupted", exit_codes={h: r.poll() for h, r in runs.items()})
+        return _Outcome(stopped="Interrupted", exit_codes={h: r.poll() for h, r in runs.items()})
     except Exception as exc:  # the job could not start (no engine, image, disk): record it, then raise
         _stop_all(runs, 5.0, display)
-        record.update({"TrainingJobStatus": "Failed", "SecondaryStatus": "Failed", "TrainingEndTime": _now(),
+        record.update({"TrainingJobStatus": "Failed", "SecondaryStatus": "Failed", "TrainingEndTime": now(),
                        "FailureReason": failure_text(exc)[:FAILURE_REASON_CHARS], "ExitCode": exit_code_for(exc),
                        "WorkDirectory": str(plan.work_dir)})
         write_record(plan.record_file, record)
@@ -349,11 +278,22 @@ def run_training(spec: JobSpec, backend, display: Display | None = None, stop_gr
         sink.close()
         display.close()
 
-    # Collect artifacts whatever the outcome (SageMaker uploads the model of a stopped job too).
-    packaging.package_dirs(plan.model_tar, [h.model_dir for h in plan.hosts])
-    packaging.package_dirs(plan.output_tar, [h.output_dir / "data" for h in plan.hosts])
-    _upload(plan, outcome, s3_client, display)
-    return _finish(plan, record, outcome, started, keep_work)
+
+def _start_hosts(plan: TrainingPlan, backend: Backend, record: dict, sink: _LogSink, pipes: PipeSet,
+                 runs: dict[str, Run], display: Display) -> None:
+    """Lay out every host, start the pipe feeders, then the hosts (each added to ``runs`` as it starts,
+    so a failure part-way still stops those already running)."""
+    spec = plan.spec
+    for host in plan.hosts:
+        backend.prepare(host)
+    pipes.start()
+    record["SecondaryStatus"] = "Training"
+    write_record(plan.record_file, record)
+    display.message(f"training job {spec.job_name}: {spec.instance_count} host(s), backend {backend.name}, "
+                    f"logs in {plan.logs_dir}")
+    for host in plan.hosts:
+        runs[host.host] = backend.start_training(host, sink, job_name=spec.job_name,
+                                                 entrypoint=spec.entrypoint)
 
 
 def _upload(plan: TrainingPlan, outcome: _Outcome, client: LazyClient, display: Display) -> None:
@@ -378,13 +318,13 @@ def _finish(plan: TrainingPlan, record: dict, outcome: _Outcome, started: float,
         status, secondary = "Failed", "Failed"
         if outcome.first_failed:
             code = outcome.exit_codes.get(outcome.first_failed) or 1
-            code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+            code = killed_by(-code) if code < 0 else code  # Popen's -N: the shell's 128 + N
         else:
             code = exit_code_for(outcome.feeder_error)
     elif outcome.stopped is not None:
         status = "Stopped"
         secondary = "MaxRuntimeExceeded" if outcome.stopped == "MaxRuntimeExceeded" else "Stopped"
-        code = 124 if outcome.stopped == "MaxRuntimeExceeded" else 130
+        code = TIMEOUT_EXIT_CODE if outcome.stopped == "MaxRuntimeExceeded" else INTERRUPTED_EXIT_CODE
     elif outcome.upload_error is not None:
         status, secondary, code = "Failed", "Failed", exit_code_for(outcome.upload_error)
     else:
@@ -392,7 +332,7 @@ def _finish(plan: TrainingPlan, record: dict, outcome: _Outcome, started: float,
     record.update({
         "TrainingJobStatus": status,
         "SecondaryStatus": secondary,
-        "TrainingEndTime": _now(),
+        "TrainingEndTime": now(),
         "TrainingTimeInSeconds": int(round(time.monotonic() - started)),
         "ExitCode": code,
         "HostExitCodes": {h: c for h, c in outcome.exit_codes.items()},
@@ -410,27 +350,4 @@ def _finish(plan: TrainingPlan, record: dict, outcome: _Outcome, started: float,
         shutil.rmtree(plan.work_dir, ignore_errors=True)
     write_record(plan.record_file, record)
     return JobResult(status, secondary, code, reason, record, plan)
-
-
-def summary_lines(record: dict) -> list[str]:
-    """Human lines for ``smlocal describe`` and the end of ``smlocal train``."""
-    lines = [f"TrainingJobName: {record.get('TrainingJobName')}",
-             f"TrainingJobStatus: {record.get('TrainingJobStatus')}",
-             f"SecondaryStatus: {record.get('SecondaryStatus')}"]
-    if "ExitCode" in record:
-        lines.append(f"ExitCode: {record['ExitCode']}")
-    if record.get("FailureReason"):
-        lines.append(f"FailureReason: {record['FailureReason']}")
-    if "ModelArtifacts" in record:
-        lines.append(f"ModelArtifacts: {record['ModelArtifacts']['S3ModelArtifacts']}")
-    local_model = (record.get("LocalArtifacts") or {}).get("model")
-    if local_model and local_model != record.get("ModelArtifacts", {}).get("S3ModelArtifacts"):
-        lines.append(f"ModelArtifacts (local copy): {local_model}")
-    if "TrainingTimeInSeconds" in record:
-        lines.append(f"TrainingTimeInSeconds: {record['TrainingTimeInSeconds']}")
-    for host, path in (record.get("LogFiles") or {}).items():
-        lines.append(f"Log ({host}): {path}")
-    if record.get("WorkDirectory"):
-        lines.append(f"WorkDirectory: {record['WorkDirectory']}")
-    return lines
 

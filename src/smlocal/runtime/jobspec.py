@@ -1,26 +1,28 @@
-"""The training job spec: a CreateTrainingJob request body (or CLI flags) validated into a frozen JobSpec.
+"""The training job spec: a CreateTrainingJob request body validated into a frozen JobSpec.
 
 Field names and rules follow the SageMaker API so a request written for SageMaker runs here unchanged.
 Every error is a ``CustomerError`` naming the field path (``InputDataConfig[0].DataSource...``).
 Fields that only make sense on AWS (RoleArn, Tags, VpcConfig, ...) are accepted and reported as
-ignored (``JobSpec.notes``).
+ignored (``JobSpec.notes``). A channel's contents are not read here: ``sources`` lists every channel,
+once per job, and checks what is in it. CLI flags become a request body in ``jobflags``.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
-from smlocal.errors import CustomerError
+from smlocal.algorithms import NAMES, by_image_repository, normalize
+from smlocal.runtime.jobfields import (choice_field, field_error, int_field, local_path, object_field,
+                                       output_location, s3_location, string_field, string_map_field)
+from smlocal.runtime.s3.uri import DATA_TYPES, is_s3_uri
 from smlocal.scriptmode.toolkit_env import decode_value, program_name
-from smlocal.runtime.s3 import DATA_TYPES, MANIFEST_NAME, is_s3_uri, parse_s3_uri
 
-ALGORITHMS = ("kmeans", "linear-learner")
 INPUT_MODES = ("File", "Pipe", "FastFile")
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
+SHARDED = "ShardedByS3Key"
 COMPRESSIONS = ("None", "Gzip")
 RECORD_WRAPPERS = ("None", "RecordIO")
 
@@ -28,8 +30,6 @@ DEFAULT_LOCAL_OUTPUT = "smlocal-output"  # local job files when the output is s3
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
 _ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
-# AWS built-in images: <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>; repo -> our algorithm
-_BUILTIN_REPOS = {"kmeans": "kmeans", "linear-learner": "linear-learner"}
 
 # Accepted top-level fields. Values: "use" (we act on it) or "ignore" (AWS-only, noted as ignored).
 _TOP_LEVEL = {
@@ -46,6 +46,7 @@ _TOP_LEVEL = {
 _ALGO_SPEC = {"TrainingImage", "AlgorithmName", "TrainingInputMode", "MetricDefinitions",
               "EnableSageMakerMetricsTimeSeries", "ContainerEntrypoint", "ContainerArguments",
               "TrainingImageConfig"}
+_ALGO_IGNORED = ("MetricDefinitions", "EnableSageMakerMetricsTimeSeries", "TrainingImageConfig")
 _CHANNEL = {"ChannelName", "DataSource", "ContentType", "CompressionType", "RecordWrapperType",
             "InputMode", "ShuffleConfig"}
 _DATA_SOURCE = {"S3DataSource", "FileSystemDataSource"}
@@ -76,7 +77,12 @@ class ChannelSpec:
 
     @property
     def is_s3(self) -> bool:
+        """The one rule for "is this channel in S3": its source is an ``s3://`` URI."""
         return is_s3_uri(self.source)
+
+    @property
+    def is_sharded(self) -> bool:
+        return self.distribution == SHARDED
 
 
 @dataclass(frozen=True)
@@ -120,147 +126,189 @@ def default_job_name(prefix: str, now: _dt.datetime | None = None) -> str:
 
 
 def algorithm_from_image(image: str | None) -> str | None:
-    """The algorithm an AWS built-in image URI names (``.../kmeans:1`` -> ``kmeans``), else None."""
+    """The algorithm an AWS built-in image URI names (``.../kmeans:1`` -> ``kmeans``), else None.
+
+    AWS built-in images are ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``."""
     if not image or ".amazonaws.com/" not in image:
         return None
     repo = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
-    return _BUILTIN_REPOS.get(repo)
+    algorithm = by_image_repository(repo)
+    return algorithm.name if algorithm is not None else None
 
 
-# ----------------------------------------------------------------------------------------- helpers
-def _err(path: str, message: str) -> CustomerError:
-    return CustomerError(f"Invalid training job field {path}: {message}")
+def validate_job_name(name: Any, path: str = "TrainingJobName") -> str:
+    name = string_field(name, path)
+    if not _JOB_NAME.match(name):
+        raise field_error(path, f"{name!r} must be 1-63 letters, digits or '-', starting with a letter or digit.")
+    return name
 
 
-def _obj(value: Any, path: str, allowed: set[str] | dict) -> dict:
-    if not isinstance(value, Mapping):
-        raise _err(path, f"must be a JSON object, not {type(value).__name__}.")
-    for key in value:
-        if key not in allowed:
-            raise _err(f"{path}.{key}" if path else str(key),
-                       f"unknown field. Accepted fields here: {', '.join(sorted(allowed))}.")
-    return dict(value)
-
-
-def _str(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _err(path, "must be a non-empty string.")
-    return value
-
-
-def _int(value: Any, path: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _err(path, f"must be an integer >= {minimum}, got {value!r}.")
-    try:
-        number = int(value)
-    except ValueError:
-        raise _err(path, f"must be an integer >= {minimum}, got {value!r}.") from None
-    if number < minimum:
-        raise _err(path, f"must be an integer >= {minimum}, got {number}.")
-    return number
-
-
-def _choice(value: Any, path: str, choices: tuple[str, ...]) -> str:
-    for choice in choices:  # the API is case-sensitive; we accept any case and normalise
-        if isinstance(value, str) and value.lower() == choice.lower():
-            return choice
-    raise _err(path, f"{value!r} is not one of: {', '.join(choices)}.")
-
-
-def _string_map(value: Any, path: str, key_pattern: re.Pattern | None = None) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise _err(path, f"must be a JSON object of strings, not {type(value).__name__}.")
-    out: dict[str, str] = {}
-    for key, val in value.items():
-        if key_pattern is not None and not key_pattern.match(str(key)):
-            raise _err(f"{path}.{key}", "is not a valid name (letters, digits and '_', not starting with a digit).")
-        if isinstance(val, bool):  # JSON true/false written by hand: SageMaker wants strings
-            val = "true" if val else "false"
-        elif isinstance(val, (int, float)):
-            val = str(val)
-        elif not isinstance(val, str):
-            raise _err(f"{path}.{key}", f"must be a string, got {type(val).__name__} ({val!r}).")
-        out[str(key)] = val
-    return out
-
-
-def local_path(uri: str, path: str, base: Path | None = None) -> str:
-    """A channel/output URI as an absolute local path: a plain path or ``file://`` URI."""
-    if is_s3_uri(uri):
-        raise _err(path, f"{uri!r} is an S3 URI; a local path or file:// URI is needed here.")
-    if "://" in uri and not uri.startswith("file://"):
-        raise _err(path, f"{uri!r}: only local paths and file:// URIs are supported.")
-    if uri.startswith("file://"):
-        uri = uri[len("file://"):]
-    p = Path(uri).expanduser()
-    if not p.is_absolute():
-        p = (base or Path.cwd()) / p
-    return str(p.resolve())
-
-
-def s3_location(uri: str, path: str) -> str:
-    """An ``s3://bucket/key`` URI checked for a bucket name, with the scheme in lower case."""
-    try:
-        bucket, key = parse_s3_uri(uri)
-    except CustomerError as exc:
-        raise _err(path, str(exc)) from None
-    return f"s3://{bucket}/{key}"
-
-
-def output_location(uri: str, path: str, base: Path | None = None) -> str:
-    """An output (S3OutputPath, --output): an ``s3://`` URI as it is, else an absolute local path."""
-    return s3_location(uri, path) if is_s3_uri(uri) else local_path(uri, path, base)
-
-
-# ------------------------------------------------------------------------------------------ parsing
-def _parse_channel(entry: Any, path: str, job_mode: str, base: Path | None) -> ChannelSpec:
-    entry = _obj(entry, path, _CHANNEL)
-    name = _str(entry.get("ChannelName"), f"{path}.ChannelName")
-    if not _CHANNEL_NAME.match(name):
-        raise _err(f"{path}.ChannelName", f"{name!r} must be 1-64 letters, digits, '.', '-' or '_'.")
-    if "DataSource" not in entry:
-        raise _err(f"{path}.DataSource", "is required (DataSource.S3DataSource.S3Uri = a local path).")
-    source = _obj(entry["DataSource"], f"{path}.DataSource", _DATA_SOURCE)
-    if "FileSystemDataSource" in source:
-        raise _err(f"{path}.DataSource.FileSystemDataSource",
-                   "EFS/FSx sources are not supported locally; use S3DataSource with a local path.")
-    s3 = _obj(source.get("S3DataSource"), f"{path}.DataSource.S3DataSource", _S3_SOURCE)
-    spath = f"{path}.DataSource.S3DataSource"
-    data_type = _choice(s3.get("S3DataType", "S3Prefix"), f"{spath}.S3DataType", DATA_TYPES)
+# ----------------------------------------------------------------------------------------- channels
+def _channel_location(s3: dict, spath: str, name: str, base: Path | None) -> tuple[str, str]:
+    """(S3DataType, source) of a channel: an ``s3://`` URI as it is (listed and checked when the job
+    runs, before any container starts), else an existing local directory or file."""
+    data_type = choice_field(s3.get("S3DataType", "S3Prefix"), f"{spath}.S3DataType", DATA_TYPES)
     if "AttributeNames" in s3:
-        raise _err(f"{spath}.AttributeNames", "augmented manifests are not supported locally.")
-    uri = _str(s3.get("S3Uri"), f"{spath}.S3Uri")
-    if is_s3_uri(uri):  # listed (and checked) from S3 when the job runs, before any container starts
-        location = s3_location(uri, f"{spath}.S3Uri")
-    else:
-        if data_type != "S3Prefix":
-            raise _err(f"{spath}.S3DataType", f"{data_type} needs an s3:// S3Uri (a manifest in S3); for a "
-                                              "local directory or file use S3Prefix.")
-        location = local_path(uri, f"{spath}.S3Uri", base)
-        if not Path(location).exists():
-            raise _err(f"{spath}.S3Uri", f"{location} does not exist. Give the directory or file holding "
-                                         f"the '{name}' channel's data.")
-    mode = _choice(entry.get("InputMode", job_mode), f"{path}.InputMode", INPUT_MODES)
+        raise field_error(f"{spath}.AttributeNames", "augmented manifests are not supported locally.")
+    uri = string_field(s3.get("S3Uri"), f"{spath}.S3Uri")
+    if is_s3_uri(uri):
+        return data_type, s3_location(uri, f"{spath}.S3Uri")
+    if data_type != "S3Prefix":
+        raise field_error(f"{spath}.S3DataType", f"{data_type} needs an s3:// S3Uri (a manifest in S3); for a "
+                                                 "local directory or file use S3Prefix.")
+    location = local_path(uri, f"{spath}.S3Uri", base)
+    if not Path(location).exists():
+        raise field_error(f"{spath}.S3Uri", f"{location} does not exist. Give the directory or file holding "
+                                            f"the '{name}' channel's data.")
+    return data_type, location
+
+
+def _s3_data_source(entry: dict, path: str) -> dict:
+    if "DataSource" not in entry:
+        raise field_error(f"{path}.DataSource", "is required (DataSource.S3DataSource.S3Uri = a local path).")
+    source = object_field(entry["DataSource"], f"{path}.DataSource", _DATA_SOURCE)
+    if "FileSystemDataSource" in source:
+        raise field_error(f"{path}.DataSource.FileSystemDataSource",
+                          "EFS/FSx sources are not supported locally; use S3DataSource with a local path.")
+    return object_field(source.get("S3DataSource"), f"{path}.DataSource.S3DataSource", _S3_SOURCE)
+
+
+def _parse_channel(entry: Any, path: str, job_mode: str, base: Path | None) -> ChannelSpec:
+    entry = object_field(entry, path, _CHANNEL)
+    name = string_field(entry.get("ChannelName"), f"{path}.ChannelName")
+    if not _CHANNEL_NAME.match(name):
+        raise field_error(f"{path}.ChannelName", f"{name!r} must be 1-64 letters, digits, '.', '-' or '_'.")
+    s3 = _s3_data_source(entry, path)
+    spath = f"{path}.DataSource.S3DataSource"
+    data_type, location = _channel_location(s3, spath, name, base)
+    mode = choice_field(entry.get("InputMode", job_mode), f"{path}.InputMode", INPUT_MODES)
     seed = None
     if "ShuffleConfig" in entry:
-        shuffle = _obj(entry["ShuffleConfig"], f"{path}.ShuffleConfig", {"Seed"})
-        seed = _int(shuffle.get("Seed"), f"{path}.ShuffleConfig.Seed", minimum=0)
+        shuffle = object_field(entry["ShuffleConfig"], f"{path}.ShuffleConfig", {"Seed"})
+        seed = int_field(shuffle.get("Seed"), f"{path}.ShuffleConfig.Seed", minimum=0)
     content_type = entry.get("ContentType")
     if content_type is not None:
-        content_type = _str(content_type, f"{path}.ContentType")
+        content_type = string_field(content_type, f"{path}.ContentType")
     return ChannelSpec(
         name=name,
         source=location,
         content_type=content_type,
         input_mode="File" if mode == "FastFile" else mode,  # FastFile streams on demand: File here
-        distribution=_choice(s3.get("S3DataDistributionType", "FullyReplicated"),
-                             f"{spath}.S3DataDistributionType", DISTRIBUTIONS),
-        compression=_choice(entry.get("CompressionType", "None"), f"{path}.CompressionType", COMPRESSIONS),
-        record_wrapper=_choice(entry.get("RecordWrapperType", "None"), f"{path}.RecordWrapperType",
-                               RECORD_WRAPPERS),
+        distribution=choice_field(s3.get("S3DataDistributionType", "FullyReplicated"),
+                                  f"{spath}.S3DataDistributionType", DISTRIBUTIONS),
+        compression=choice_field(entry.get("CompressionType", "None"), f"{path}.CompressionType", COMPRESSIONS),
+        record_wrapper=choice_field(entry.get("RecordWrapperType", "None"), f"{path}.RecordWrapperType",
+                                    RECORD_WRAPPERS),
         shuffle_seed=seed,
         data_type=data_type,
     )
+
+
+def _channels(body: dict, job_mode: str, base: Path | None) -> tuple[tuple[ChannelSpec, ...], list[str]]:
+    """InputDataConfig: the channels, and notes on Pipe-only fields given to File-mode channels."""
+    channels_raw = body.get("InputDataConfig", [])
+    if not isinstance(channels_raw, list):
+        raise field_error("InputDataConfig", "must be a list of channels.")
+    channels = tuple(_parse_channel(c, f"InputDataConfig[{i}]", job_mode, base)
+                     for i, c in enumerate(channels_raw))
+    notes = []
+    for i, ch in enumerate(channels):
+        if not ch.is_pipe and ch.compression != "None":
+            notes.append(f"InputDataConfig[{i}].CompressionType={ch.compression} applies to Pipe mode only; "
+                         f"in File mode channel '{ch.name}' gets its files as they are")
+        if not ch.is_pipe and ch.record_wrapper != "None":
+            notes.append(f"InputDataConfig[{i}].RecordWrapperType={ch.record_wrapper} applies to Pipe mode only; "
+                         f"in File mode channel '{ch.name}' gets its files as they are")
+    names = [c.name for c in channels]
+    for name in names:
+        if names.count(name) > 1:
+            raise field_error("InputDataConfig", f"channel name {name!r} is used more than once.")
+    return channels, notes
+
+
+# ---------------------------------------------------------------------------------- the other fields
+class _AlgorithmSpec(NamedTuple):
+    image: str | None
+    algorithm: str | None
+    input_mode: str
+    entrypoint: tuple[str, ...] | None
+    notes: list[str]
+
+
+def _algorithm_name(algo: dict) -> str:
+    """AlgorithmName as a registered algorithm (an ARN's last part; any case, '_' or '-')."""
+    name = normalize(string_field(algo["AlgorithmName"], "AlgorithmSpecification.AlgorithmName").rsplit("/", 1)[-1])
+    if name not in NAMES:
+        raise field_error("AlgorithmSpecification.AlgorithmName",
+                          f"{algo['AlgorithmName']!r} is not available locally; use one of: {', '.join(NAMES)}.")
+    return name
+
+
+def _entrypoint(algo: dict) -> tuple[str, ...] | None:
+    if "ContainerEntrypoint" not in algo and "ContainerArguments" not in algo:
+        return None
+    parts = []
+    for key in ("ContainerEntrypoint", "ContainerArguments"):
+        value = algo.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise field_error(f"AlgorithmSpecification.{key}", "must be a list of strings.")
+        parts.extend(value)
+    return tuple(parts)
+
+
+def _algorithm_spec(body: dict) -> _AlgorithmSpec:
+    if "AlgorithmSpecification" not in body:
+        raise field_error("AlgorithmSpecification",
+                          "is required (TrainingImage or AlgorithmName, TrainingInputMode).")
+    algo = object_field(body["AlgorithmSpecification"], "AlgorithmSpecification", _ALGO_SPEC)
+    image = algo.get("TrainingImage")
+    if image is not None:
+        image = string_field(image, "AlgorithmSpecification.TrainingImage")
+    algorithm = algorithm_from_image(image)
+    if algorithm is not None:
+        image = None  # an AWS built-in image cannot be pulled: smlocal's own container stands in
+    if "AlgorithmName" in algo:
+        algorithm = _algorithm_name(algo)
+    job_mode = choice_field(algo.get("TrainingInputMode", "File"), "AlgorithmSpecification.TrainingInputMode",
+                            INPUT_MODES)
+    entrypoint = _entrypoint(algo)
+    notes = [f"AlgorithmSpecification.{k} is AWS-only and ignored locally" for k in algo if k in _ALGO_IGNORED]
+    return _AlgorithmSpec(image, algorithm, "File" if job_mode == "FastFile" else job_mode, entrypoint, notes)
+
+
+def _output(body: dict, output_path: str | None, local_output: str | None,
+            base: Path | None) -> tuple[str, str | None]:
+    """(local output directory, s3:// S3OutputPath or None); ``output_path`` (--output) wins."""
+    if output_path is None:
+        out = object_field(body.get("OutputDataConfig"), "OutputDataConfig", _OUTPUT) \
+            if "OutputDataConfig" in body else {}
+        if "S3OutputPath" not in out:
+            raise field_error("OutputDataConfig.S3OutputPath", "is required (a local directory or s3:// URI), or "
+                                                               "pass --output.")
+        output_path = output_location(string_field(out["S3OutputPath"], "OutputDataConfig.S3OutputPath"),
+                                      "OutputDataConfig.S3OutputPath", base)
+    else:
+        output_path = output_location(output_path, "--output")
+        if "OutputDataConfig" in body:
+            object_field(body["OutputDataConfig"], "OutputDataConfig", _OUTPUT)
+    if is_s3_uri(output_path):
+        return local_path(local_output or DEFAULT_LOCAL_OUTPUT, "--local-output"), output_path
+    return output_path, None
+
+
+def _resources(body: dict) -> tuple[int, str, int | None]:
+    """(InstanceCount, InstanceType, MaxRuntimeInSeconds or None)."""
+    resources = object_field(body.get("ResourceConfig", {}), "ResourceConfig", _RESOURCE)
+    if "InstanceGroups" in resources:
+        raise field_error("ResourceConfig.InstanceGroups", "heterogeneous clusters are not supported locally; "
+                                                           "use InstanceCount.")
+    count = int_field(resources.get("InstanceCount", 1), "ResourceConfig.InstanceCount")
+    instance_type = string_field(resources.get("InstanceType", "local"), "ResourceConfig.InstanceType")
+    stopping = object_field(body.get("StoppingCondition", {}), "StoppingCondition", _STOPPING)
+    max_runtime = None
+    if "MaxRuntimeInSeconds" in stopping:
+        max_runtime = int_field(stopping["MaxRuntimeInSeconds"], "StoppingCondition.MaxRuntimeInSeconds")
+    return count, instance_type, max_runtime
 
 
 def is_script_mode(hyperparameters: Mapping[str, str], environment: Mapping[str, str]) -> bool:
@@ -275,16 +323,17 @@ def script_source(hyperparameters: Mapping[str, str], base: Path | None = None) 
         return None
     location = decode_value(raw)
     path = "HyperParameters.sagemaker_submit_directory"
-    if not isinstance(location, str) or location.startswith("s3://"):
-        raise _err(path, f"{raw!r}: give a local directory or .tar.gz (S3 code locations are not fetched).")
+    if not isinstance(location, str) or is_s3_uri(location):
+        raise field_error(path, f"{raw!r}: give a local directory or .tar.gz (S3 code locations are not fetched).")
     source = local_path(location, path, base)
     if not Path(source).exists():
-        raise _err(path, f"{source} does not exist.")
+        raise field_error(path, f"{source} does not exist.")
     if not (Path(source).is_dir() or Path(source).name.endswith((".tar.gz", ".tgz", ".tar"))):
-        raise _err(path, f"{source} is neither a directory nor a .tar.gz archive.")
+        raise field_error(path, f"{source} is neither a directory nor a .tar.gz archive.")
     return source
 
 
+# ------------------------------------------------------------------------------------------ parsing
 def parse_job(body: Any, base: Path | None = None, output_path: str | None = None,
               local_output: str | None = None) -> JobSpec:
     """Validate a CreateTrainingJob request body. ``base``: directory relative paths are taken from.
@@ -293,250 +342,29 @@ def parse_job(body: Any, base: Path | None = None, output_path: str | None = Non
     output is an ``s3://`` URI, the job's local files (record, logs, artifact copies) go below
     ``local_output`` (default ``./smlocal-output``) and the artifacts are uploaded too.
     """
-    body = _obj(body, "", _TOP_LEVEL)
+    body = object_field(body, "", _TOP_LEVEL)
     notes = [f"{key} is AWS-only and ignored locally" for key in body if _TOP_LEVEL[key] == "ignore"]
-
-    if "AlgorithmSpecification" not in body:
-        raise _err("AlgorithmSpecification", "is required (TrainingImage or AlgorithmName, TrainingInputMode).")
-    algo = _obj(body["AlgorithmSpecification"], "AlgorithmSpecification", _ALGO_SPEC)
-    image = algo.get("TrainingImage")
-    if image is not None:
-        image = _str(image, "AlgorithmSpecification.TrainingImage")
-    algorithm = algorithm_from_image(image)
-    if algorithm is not None:
-        image = None  # an AWS built-in image cannot be pulled: smlocal's own container stands in
-    if "AlgorithmName" in algo:
-        name = _str(algo["AlgorithmName"], "AlgorithmSpecification.AlgorithmName").lower()
-        name = name.rsplit("/", 1)[-1].replace("_", "-")
-        if name not in ALGORITHMS:
-            raise _err("AlgorithmSpecification.AlgorithmName",
-                       f"{algo['AlgorithmName']!r} is not available locally; use one of: {', '.join(ALGORITHMS)}.")
-        algorithm = name
-    job_mode = _choice(algo.get("TrainingInputMode", "File"), "AlgorithmSpecification.TrainingInputMode",
-                       INPUT_MODES)
-    job_mode = "File" if job_mode == "FastFile" else job_mode
-    entrypoint = None
-    if "ContainerEntrypoint" in algo or "ContainerArguments" in algo:
-        parts = []
-        for key in ("ContainerEntrypoint", "ContainerArguments"):
-            value = algo.get(key, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise _err(f"AlgorithmSpecification.{key}", "must be a list of strings.")
-            parts.extend(value)
-        entrypoint = tuple(parts)
-    notes += [f"AlgorithmSpecification.{k} is AWS-only and ignored locally" for k in algo
-              if k in ("MetricDefinitions", "EnableSageMakerMetricsTimeSeries", "TrainingImageConfig")]
-
-    channels_raw = body.get("InputDataConfig", [])
-    if not isinstance(channels_raw, list):
-        raise _err("InputDataConfig", "must be a list of channels.")
-    channels = tuple(_parse_channel(c, f"InputDataConfig[{i}]", job_mode, base)
-                     for i, c in enumerate(channels_raw))
-    for i, ch in enumerate(channels):
-        if not ch.is_pipe and ch.compression != "None":
-            notes.append(f"InputDataConfig[{i}].CompressionType={ch.compression} applies to Pipe mode only; "
-                         f"in File mode channel '{ch.name}' gets its files as they are")
-        if not ch.is_pipe and ch.record_wrapper != "None":
-            notes.append(f"InputDataConfig[{i}].RecordWrapperType={ch.record_wrapper} applies to Pipe mode only; "
-                         f"in File mode channel '{ch.name}' gets its files as they are")
-    names = [c.name for c in channels]
-    for name in names:
-        if names.count(name) > 1:
-            raise _err("InputDataConfig", f"channel name {name!r} is used more than once.")
-
-    if output_path is None:
-        out = _obj(body.get("OutputDataConfig"), "OutputDataConfig", _OUTPUT) \
-            if "OutputDataConfig" in body else {}
-        if "S3OutputPath" not in out:
-            raise _err("OutputDataConfig.S3OutputPath", "is required (a local directory or s3:// URI), or "
-                                                        "pass --output.")
-        output_path = output_location(_str(out["S3OutputPath"], "OutputDataConfig.S3OutputPath"),
-                                      "OutputDataConfig.S3OutputPath", base)
-    else:
-        output_path = output_location(output_path, "--output")
-        if "OutputDataConfig" in body:
-            _obj(body["OutputDataConfig"], "OutputDataConfig", _OUTPUT)
-    s3_output_path = None
-    if is_s3_uri(output_path):
-        s3_output_path = output_path
-        output_path = local_path(local_output or DEFAULT_LOCAL_OUTPUT, "--local-output")
-
-    resources = _obj(body.get("ResourceConfig", {}), "ResourceConfig", _RESOURCE)
-    if "InstanceGroups" in resources:
-        raise _err("ResourceConfig.InstanceGroups", "heterogeneous clusters are not supported locally; "
-                                                    "use InstanceCount.")
-    count = _int(resources.get("InstanceCount", 1), "ResourceConfig.InstanceCount")
-    instance_type = resources.get("InstanceType", "local")
-    instance_type = _str(instance_type, "ResourceConfig.InstanceType")
-
-    stopping = _obj(body.get("StoppingCondition", {}), "StoppingCondition", _STOPPING)
-    max_runtime = None
-    if "MaxRuntimeInSeconds" in stopping:
-        max_runtime = _int(stopping["MaxRuntimeInSeconds"], "StoppingCondition.MaxRuntimeInSeconds")
-
-    hps = _string_map(body.get("HyperParameters", {}), "HyperParameters")
-    env = _string_map(body.get("Environment", {}), "Environment", _ENV_KEY)
+    algo = _algorithm_spec(body)
+    channels, channel_notes = _channels(body, algo.input_mode, base)
+    output_path, s3_output_path = _output(body, output_path, local_output, base)
+    count, instance_type, max_runtime = _resources(body)
+    hps = string_map_field(body.get("HyperParameters", {}), "HyperParameters")
+    env = string_map_field(body.get("Environment", {}), "Environment", _ENV_KEY)
+    algorithm = algo.algorithm
     if algorithm is None and env.get("SMLOCAL_ALGORITHM"):
-        algorithm = _choice(env["SMLOCAL_ALGORITHM"], "Environment.SMLOCAL_ALGORITHM", ALGORITHMS)
+        algorithm = choice_field(env["SMLOCAL_ALGORITHM"], "Environment.SMLOCAL_ALGORITHM", NAMES)
     source_dir = script_source(hps, base)
-    if image is None and algorithm is None and not is_script_mode(hps, env):
-        raise _err("AlgorithmSpecification.TrainingImage",
-                   "give an image, a built-in algorithm image URI (.../kmeans:1), AlgorithmName, "
-                   "or a script (HyperParameters.sagemaker_program).")
-
+    if algo.image is None and algorithm is None and not is_script_mode(hps, env):
+        raise field_error("AlgorithmSpecification.TrainingImage",
+                          "give an image, a built-in algorithm image URI (.../kmeans:1), AlgorithmName, "
+                          "or a script (HyperParameters.sagemaker_program).")
     job_name = body.get("TrainingJobName")
     if job_name is None:
-        job_name = default_job_name(algorithm or (image or "job").rsplit("/", 1)[-1].split(":")[0])
-    job_name = validate_job_name(job_name, "TrainingJobName")
-
-    spec = JobSpec(
-        job_name=job_name, output_path=output_path, channels=channels, hyperparameters=hps, image=image,
-        algorithm=algorithm, input_mode=job_mode, instance_count=count, instance_type=instance_type,
-        max_runtime=max_runtime, environment=env, entrypoint=entrypoint, source_dir=source_dir,
-        notes=tuple(notes), s3_output_path=s3_output_path,
+        job_name = default_job_name(algorithm or (algo.image or "job").rsplit("/", 1)[-1].split(":")[0])
+    return JobSpec(
+        job_name=validate_job_name(job_name, "TrainingJobName"), output_path=output_path, channels=channels,
+        hyperparameters=hps, image=algo.image, algorithm=algorithm, input_mode=algo.input_mode,
+        instance_count=count, instance_type=instance_type, max_runtime=max_runtime, environment=env,
+        entrypoint=algo.entrypoint, source_dir=source_dir, notes=tuple(notes + algo.notes + channel_notes),
+        s3_output_path=s3_output_path,
     )
-    validate(spec)
-    return spec
-
-
-def validate_job_name(name: Any, path: str = "TrainingJobName") -> str:
-    name = _str(name, path)
-    if not _JOB_NAME.match(name):
-        raise _err(path, f"{name!r} must be 1-63 letters, digits or '-', starting with a letter or digit.")
-    return name
-
-
-def validate(spec: JobSpec) -> None:
-    """Cross-field rules that hold however the spec was built (JSON or flags). S3 channels are
-    checked the same way when they are listed, before any container starts (``sources``)."""
-    for i, ch in enumerate(spec.channels):
-        if ch.is_s3:
-            continue
-        count = len(list_channel_files(ch.source))
-        if count == 0:
-            raise _err(f"InputDataConfig[{i}].DataSource.S3DataSource.S3Uri",
-                       f"channel '{ch.name}' has no data files in {ch.source} (hidden files are ignored).")
-        if ch.distribution == "ShardedByS3Key" and spec.instance_count > 1:
-            if count < spec.instance_count:
-                raise _err(f"InputDataConfig[{i}].DataSource.S3DataSource.S3DataDistributionType",
-                           f"ShardedByS3Key over {spec.instance_count} hosts needs at least that many files; "
-                           f"channel '{ch.name}' has {count}. Split the data into more files or use "
-                           "FullyReplicated.")
-
-
-def list_channel_files(source: str) -> list[tuple[str, str]]:
-    """(key, absolute path) of every data file of a channel, sorted by key like an S3 listing.
-
-    A file source is a single object; a directory source is every file below it. Hidden files and
-    directories (``.name``) are skipped, as editors and OSes leave them behind.
-    """
-    from smlocal.data.channels import data_files  # the container's own rule, so both sides agree
-
-    root = Path(source)
-    if root.is_file():
-        return [(root.name, str(root))]
-    return [(path.relative_to(root).as_posix(), str(path)) for path in data_files(root)]
-
-
-# --------------------------------------------------------------------------------------- from flags
-def script_hyperparameters(entry_point: str | None, source_dir: str | None) -> dict[str, str]:
-    """--entry-point/--source-dir as the SDK's hyperparameters (a source dir defaults to the script's folder)."""
-    if not entry_point:
-        return {}
-    script = Path(entry_point)
-    if source_dir is None and script.parent != Path("."):
-        source_dir, entry_point = str(script.parent), script.name
-    hps = {"sagemaker_program": json.dumps(entry_point)}
-    if source_dir is not None:
-        hps["sagemaker_submit_directory"] = json.dumps(local_path(source_dir, "--source-dir"))
-    return hps
-
-
-def split_pair(value: str, flag: str) -> tuple[str, str]:
-    key, sep, val = value.partition("=")
-    if not sep or not key:
-        raise CustomerError(f"{flag} {value!r}: expected NAME=VALUE.")
-    return key.strip(), val
-
-
-def spec_from_flags(
-    *,
-    algorithm: str | None,
-    image: str | None,
-    channels: list[str],
-    content_types: list[str] = (),
-    distributions: list[str] = (),
-    compressions: list[str] = (),
-    record_wrappers: list[str] = (),
-    shuffle_seeds: list[str] = (),
-    hyperparameters: list[str] = (),
-    input_mode: str = "File",
-    output: str,
-    instance_count: int = 1,
-    job_name: str | None = None,
-    max_runtime: int | None = None,
-    environment: list[str] = (),
-    entry_point: str | None = None,
-    source_dir: str | None = None,
-    data_types: list[str] = (),
-    local_output: str | None = None,
-) -> JobSpec:
-    """Build the same request body the flags describe and validate it with ``parse_job``.
-
-    ``entry_point``/``source_dir`` (script mode) become the SDK's ``sagemaker_program`` and
-    ``sagemaker_submit_directory`` hyperparameters, JSON-encoded as the SDK sends them.
-    A channel may be an ``s3://`` URI; one naming an SDK ``.amazon.manifest`` is a ManifestFile channel
-    unless ``--data-type`` says otherwise.
-    """
-    if source_dir and not entry_point:
-        raise CustomerError("smlocal train: --source-dir needs --entry-point (the script to run in it).")
-    if not algorithm and not image and not entry_point:
-        raise CustomerError("smlocal train: give --job job.json, --algorithm kmeans|linear-learner, --image, "
-                            "or --entry-point script.py [--source-dir DIR].")
-    per_channel: dict[str, dict[str, str]] = {}
-    for flag, items, key in (("--content-type", content_types, "ContentType"),
-                             ("--distribution", distributions, "S3DataDistributionType"),
-                             ("--compression", compressions, "CompressionType"),
-                             ("--record-wrapper", record_wrappers, "RecordWrapperType"),
-                             ("--shuffle-seed", shuffle_seeds, "Seed"),
-                             ("--data-type", data_types, "S3DataType")):
-        for item in items:
-            name, val = split_pair(item, flag)
-            per_channel.setdefault(name, {})[key] = val
-    known = set()
-    data_config = []
-    for item in channels:
-        name, path = split_pair(item, "--channel")
-        known.add(name)
-        extra = per_channel.get(name, {})
-        manifest = is_s3_uri(path) and path.rstrip("/").rsplit("/", 1)[-1] == MANIFEST_NAME
-        s3 = {"S3DataType": extra.get("S3DataType", "ManifestFile" if manifest else "S3Prefix"), "S3Uri": path,
-              "S3DataDistributionType": extra.get("S3DataDistributionType", "FullyReplicated")}
-        entry: dict[str, Any] = {"ChannelName": name, "DataSource": {"S3DataSource": s3}}
-        for key in ("ContentType", "CompressionType", "RecordWrapperType"):
-            if key in extra:
-                entry[key] = extra[key]
-        if "Seed" in extra:
-            entry["ShuffleConfig"] = {"Seed": extra["Seed"]}
-        data_config.append(entry)
-    for name in per_channel:
-        if name not in known:
-            raise CustomerError(f"A per-channel option names channel '{name}', which no --channel defines.")
-    algo_spec: dict[str, Any] = {"TrainingInputMode": input_mode}
-    if image:
-        algo_spec["TrainingImage"] = image
-    if algorithm:
-        algo_spec["AlgorithmName"] = algorithm
-    body: dict[str, Any] = {
-        "AlgorithmSpecification": algo_spec,
-        "HyperParameters": {**dict(split_pair(h, "--hp") for h in hyperparameters),
-                            **script_hyperparameters(entry_point, source_dir)},
-        "InputDataConfig": data_config,
-        "ResourceConfig": {"InstanceCount": instance_count, "InstanceType": "local"},
-        "Environment": dict(split_pair(e, "--env") for e in environment),
-    }
-    if job_name:
-        body["TrainingJobName"] = job_name
-    if max_runtime:
-        body["StoppingCondition"] = {"MaxRuntimeInSeconds": max_runtime}
-    return parse_job(body, output_path=output_location(output, "--output"), local_output=local_output)

@@ -1,4 +1,4 @@
-"""Lay a host's /opt/ml tree out on disk from its plan (the one step both backends share)."""
+"""The executor of a host's plan on disk: its /opt/ml tree laid out (the one step both backends share)."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ def materialize(host: HostPlan, mounts_as: str) -> None:
     will bind-mount, so Docker does not create root-owned mountpoints inside our tree.
     ``host.placed`` files are hard-linked (or copied) in place either way.
     """
-    root = host.root_path
+    root = host.paths.base
     for rel in host.dirs:
         (root / rel).mkdir(parents=True, exist_ok=True)
     for rel, text in host.files.items():
@@ -34,7 +34,7 @@ def materialize(host: HostPlan, mounts_as: str) -> None:
         else:
             target.touch()
     if host.placed:
-        from smlocal.runtime.s3_cache import place
+        from smlocal.runtime.s3.cache import place
 
         for item in host.placed:  # real files (hard links into the S3 cache), for either backend
             place(Path(item.source), root / item.target)

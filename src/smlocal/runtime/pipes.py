@@ -246,14 +246,6 @@ class PipeSet:
             feeder.join(timeout)
 
     @property
-    def alive(self) -> list[PipeFeeder]:
-        return [f for f in self.feeders if f.is_alive()]
-
-    @property
-    def bytes_written(self) -> int:
-        return sum(f.bytes_written for f in self.feeders)
-
-    @property
     def error(self) -> BaseException | None:
         return next((f.error for f in self.feeders if f.error is not None), None)
 

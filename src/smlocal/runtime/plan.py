@@ -1,8 +1,10 @@
-"""Plan a training job: JobSpec + the channels' file lists -> what each host gets. Pure: no disk access.
+"""The training plan: a JobSpec and its channels' listing -> what each host gets. Pure: no disk or S3 access.
 
-A backend executes the plan: it creates ``dirs``, writes ``files``, realises ``mounts`` (bind mounts in
-Docker, symlinks for local processes), hard-links ``placed`` files (S3 downloads) into the tree,
-starts the Pipe feeders and runs the container with ``env``.
+The listing (every channel's objects in key order) comes from ``sources``, the one reader of local
+and S3 channels. A backend executes the plan: it creates ``dirs``, writes ``files``, realises
+``mounts`` (bind mounts in Docker, symlinks for local processes), hard-links ``placed`` files (S3
+downloads) into the tree, starts the Pipe feeders and runs the container with ``env``. Every path in
+the tree is the container's own ``environment.Paths``, rooted at the host's directory or at /opt/ml.
 """
 from __future__ import annotations
 
@@ -10,13 +12,18 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable, Mapping, Sequence
+from typing import BinaryIO, Callable, Mapping, Sequence, TypeVar
 
+from smlocal.environment import DEFAULT_BASE_DIR, Paths, pipe_name
+from smlocal.errors import CustomerError
+from smlocal.runtime.jobfields import field_error
 from smlocal.runtime.jobspec import ChannelSpec, JobSpec
-from smlocal.runtime.s3 import shard_objects
+from smlocal.runtime.records import RECORD_NAME
 
-CONTAINER_BASE = PurePosixPath("/opt/ml")
-HOST_DIRS = ("input/config", "input/data", "model", "output/data", "checkpoints")
+# pure POSIX paths: the container's tree is Linux's whatever this machine is, and nothing here is on disk
+CONTAINER = Paths(PurePosixPath(DEFAULT_BASE_DIR))  # the tree as the container sees it
+LAYOUT = Paths(PurePosixPath())  # the same tree relative to its root: mount targets, file names
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,12 +51,44 @@ class Mount:
 
     @property
     def container_path(self) -> str:
-        return str(CONTAINER_BASE / self.target)
+        return str(CONTAINER.base / self.target)
+
+
+# ----------------------------------------------------------------------------------------- sharding
+def require_shardable(count: int, host_count: int, channel: str = "", unit: str = "objects",
+                      field: str | None = None) -> None:
+    """The one rule of ShardedByS3Key: objects are dealt out whole, so there must be at least one per
+    host; fewer is a CustomerError, as on SageMaker. ``channel`` (e.g. ``" 'train' (s3://b/train/)"``)
+    names the channel in the message; ``field`` makes it an error of that request field."""
+    if host_count <= count:
+        return
+    message = (f"ShardedByS3Key over {host_count} hosts needs at least {host_count} {unit}; channel{channel} "
+               f"has {count}. Split the data into more {unit} or use FullyReplicated.")
+    raise field_error(field, message) if field else CustomerError(message)
+
+
+def shard_objects(objects: Sequence[T], host_index: int, host_count: int,
+                  distribution: str = "FullyReplicated", *, source: str | None = None) -> list[T]:
+    """The objects host ``host_index`` (0-based) of ``host_count`` gets, for any sequence of objects.
+
+    FullyReplicated: all of them. ShardedByS3Key: dealt round-robin in the given (key) order, so every
+    host gets about 1/n of the objects, deterministically, and shard i of an SDK record_set() goes to
+    host i. One rule for local and S3 channels."""
+    items = list(objects)
+    if host_count < 1 or not 0 <= host_index < host_count:
+        raise ValueError(f"host_index {host_index} is not in range for {host_count} host(s)")
+    kind = str(distribution).lower()
+    if kind == "fullyreplicated":
+        return items
+    if kind != "shardedbys3key":
+        raise CustomerError(f"S3DataDistributionType {distribution!r} is not one of: FullyReplicated, "
+                            "ShardedByS3Key.")
+    require_shardable(len(items), host_count, f" {source}" if source else "")
+    return items[host_index::host_count]
 
 
 def shard(objects: Sequence[DataObject], host_index: int, host_count: int) -> tuple[DataObject, ...]:
-    """ShardedByS3Key: objects in key order, dealt round-robin, so each host gets about 1/n of them
-    (``s3.shard_objects``: one sharding rule for local and S3 channels)."""
+    """ShardedByS3Key: objects in key order, dealt round-robin, so each host gets about 1/n of them."""
     return tuple(shard_objects(objects, host_index, host_count, "ShardedByS3Key"))
 
 
@@ -78,7 +117,7 @@ class PipeFeed:
         return tuple(order)
 
     def fifo_path(self, epoch: int) -> Path:
-        return Path(self.fifo_dir) / f"{self.channel}_{epoch}"
+        return Path(self.fifo_dir) / pipe_name(self.channel, epoch)
 
 
 @dataclass(frozen=True)
@@ -96,20 +135,9 @@ class HostPlan:
     placed: tuple[Mount, ...] = ()
 
     @property
-    def root_path(self) -> Path:
-        return Path(self.root)
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root_path / "model"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.root_path / "output"
-
-    @property
-    def failure_file(self) -> Path:
-        return self.output_dir / "failure"
+    def paths(self) -> Paths:
+        """This host's /opt/ml tree on this machine, as the container's ``Paths``."""
+        return Paths(Path(self.root))
 
 
 @dataclass(frozen=True)
@@ -132,7 +160,7 @@ class TrainingPlan:
 
     @property
     def record_file(self) -> Path:
-        return Path(self.job_dir) / "training-job.json"
+        return Path(self.job_dir) / RECORD_NAME
 
     @property
     def logs_dir(self) -> Path:
@@ -190,83 +218,80 @@ def host_environment(spec: JobSpec, host: str, ps_port: int | None = None) -> di
         # hosts share this machine's network: the parameter server lives on loopback, not at "algo-1"
         env["DMLC_PS_ROOT_URI"] = "127.0.0.1"
         env["DMLC_PS_ROOT_PORT"] = str(ps_port)
-        # the first host's liveness monitor (algorithms/distributed.py); jobs.free_port_pair keeps both free
+        # the first host's liveness monitor (algorithms/cluster/monitor.py); ports.free_port_pair keeps both free
         env["SMLOCAL_KV_MONITOR_PORT"] = str(ps_port + 1)
     env.update(spec.environment)  # the job's own Environment wins
     return env
 
 
 def _file_mounts(ch: ChannelSpec, objects: tuple[DataObject, ...], whole: bool) -> tuple[Mount, ...]:
-    base = f"input/data/{ch.name}"
+    base = LAYOUT.channel_dir(ch.name)
     if whole:  # the whole directory, as it is
-        return (Mount(ch.source, base),)
-    return tuple(Mount(obj.path, f"{base}/{obj.key}") for obj in objects)
+        return (Mount(ch.source, str(base)),)
+    return tuple(Mount(obj.path, str(base / obj.key)) for obj in objects)
+
+
+@dataclass
+class _HostChannels:
+    """What one host's channels add to its plan (collected channel by channel)."""
+
+    dirs: list[str]
+    mounts: list[Mount] = field(default_factory=list)
+    placed: list[Mount] = field(default_factory=list)
+    pipes: list[PipeFeed] = field(default_factory=list)
+    channel_files: dict[str, tuple[DataObject, ...]] = field(default_factory=dict)
+
+
+def _host_channels(spec: JobSpec, index: int, root: Paths, channel_objects: Mapping[str, Sequence[DataObject]],
+                   source_is_dir: Mapping[str, bool]) -> _HostChannels:
+    out = _HostChannels(dirs=[str(d) for d in LAYOUT.created_dirs])
+    for ch in spec.channels:
+        objects = tuple(channel_objects.get(ch.name, ()))
+        if ch.is_pipe:
+            feed = PipeFeed(
+                channel=ch.name, fifo_dir=str(root.data_dir), objects=objects,
+                host_index=index, host_count=spec.instance_count, sharded=ch.is_sharded,
+                compression=ch.compression, record_wrapper=ch.record_wrapper,
+                shuffle_seed=ch.shuffle_seed,
+            )
+            out.pipes.append(feed)
+            out.channel_files[ch.name] = feed.objects_for_epoch(0)
+            continue
+        mine = shard(objects, index, spec.instance_count) if ch.is_sharded else objects
+        out.channel_files[ch.name] = mine
+        whole = not ch.is_sharded and source_is_dir.get(ch.name, False)
+        if ch.is_s3:
+            out.placed.extend(_file_mounts(ch, mine, whole=False))
+        else:
+            out.mounts.extend(_file_mounts(ch, mine, whole))
+        if not whole:
+            out.dirs.append(str(LAYOUT.channel_dir(ch.name)))
+    if spec.source_dir:  # script mode: the user's code at /opt/ml/code (an archive is unpacked first)
+        out.mounts.append(Mount(spec.source_dir, str(LAYOUT.code_dir)))
+    return out
 
 
 def plan_training(spec: JobSpec, job_dir: str | Path, channel_objects: Mapping[str, Sequence[DataObject]],
                   ps_port: int | None = None, source_is_dir: Mapping[str, bool] | None = None) -> TrainingPlan:
-    """The per-host plan. ``channel_objects``: every channel's files in key order (see ``list_objects``).
+    """The per-host plan. ``channel_objects``: every channel's objects in key order, as
+    ``sources.resolve_channels`` lists them; nothing is read here.
 
     ``source_is_dir`` tells which channel sources are directories: a FullyReplicated directory is
     mounted whole; a single file or a host's shard is mounted file by file.
     """
     job_dir = Path(job_dir)
-    source_is_dir = source_is_dir or {}
     hosts = []
     for index, host in enumerate(spec.hosts):
         root = job_dir / "hosts" / host
-        mounts: list[Mount] = []
-        placed: list[Mount] = []
-        pipes: list[PipeFeed] = []
-        channel_files: dict[str, tuple[DataObject, ...]] = {}
-        dirs = list(HOST_DIRS)
-        for ch in spec.channels:
-            objects = tuple(channel_objects.get(ch.name, ()))
-            sharded = ch.distribution == "ShardedByS3Key"
-            if ch.is_pipe:
-                feed = PipeFeed(
-                    channel=ch.name, fifo_dir=str(root / "input" / "data"), objects=objects,
-                    host_index=index, host_count=spec.instance_count, sharded=sharded,
-                    compression=ch.compression, record_wrapper=ch.record_wrapper,
-                    shuffle_seed=ch.shuffle_seed,
-                )
-                pipes.append(feed)
-                channel_files[ch.name] = feed.objects_for_epoch(0)
-            else:
-                mine = shard(objects, index, spec.instance_count) if sharded else objects
-                channel_files[ch.name] = mine
-                whole = not sharded and source_is_dir.get(ch.name, False)
-                if ch.is_s3:
-                    placed.extend(_file_mounts(ch, mine, whole=False))
-                else:
-                    mounts.extend(_file_mounts(ch, mine, whole))
-                if not whole:
-                    dirs.append(f"input/data/{ch.name}")
-        if spec.source_dir:  # script mode: the user's code at /opt/ml/code (an archive is unpacked first)
-            mounts.append(Mount(spec.source_dir, "code"))
+        channels = _host_channels(spec, index, Paths(root), channel_objects, source_is_dir or {})
         files = {
-            "input/config/hyperparameters.json": hyperparameters_json(spec),
-            "input/config/inputdataconfig.json": inputdataconfig_json(spec),
-            "input/config/resourceconfig.json": resourceconfig_json(spec, host),
+            str(LAYOUT.hyperparameters_file): hyperparameters_json(spec),
+            str(LAYOUT.input_data_config_file): inputdataconfig_json(spec),
+            str(LAYOUT.resource_config_file): resourceconfig_json(spec, host),
         }
         hosts.append(HostPlan(
-            host=host, root=str(root), dirs=tuple(dirs), files=files,
-            env=host_environment(spec, host, ps_port), mounts=tuple(mounts),
-            channel_files=channel_files, pipes=tuple(pipes), placed=tuple(placed),
+            host=host, root=str(root), dirs=tuple(channels.dirs), files=files,
+            env=host_environment(spec, host, ps_port), mounts=tuple(channels.mounts),
+            channel_files=channels.channel_files, pipes=tuple(channels.pipes), placed=tuple(channels.placed),
         ))
     return TrainingPlan(spec=spec, job_dir=str(job_dir), hosts=tuple(hosts))
-
-
-def list_objects(spec: JobSpec) -> tuple[dict[str, tuple[DataObject, ...]], dict[str, bool]]:
-    """Read the local channels' file lists from disk (the one impure step before planning); S3
-    channels are listed by ``sources.resolve_channels``."""
-    from smlocal.runtime.jobspec import list_channel_files
-
-    objects, is_dir = {}, {}
-    for ch in spec.channels:
-        if ch.is_s3:
-            continue
-        objects[ch.name] = tuple(DataObject(key, path, Path(path).stat().st_size)
-                                 for key, path in list_channel_files(ch.source))
-        is_dir[ch.name] = Path(ch.source).is_dir()
-    return objects, is_dir

@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from smlocal.runtime.backends import LineSink, Run
 from smlocal.runtime.layout import materialize
 from smlocal.runtime.plan import HostPlan
-from smlocal.runtime.runs import LineSink, Run
 
 
 def repo_container_dir() -> Path | None:
@@ -84,11 +84,10 @@ class ProcessRun(Run):
         self.kill()
         self._reader.join(timeout)
 
-    def describe(self) -> str:
-        return f"process {self.pid}"
-
 
 class ProcessBackend:
+    """The ``Backend`` that runs each host, or the server, as a local process group."""
+
     name = "process"
 
     def __init__(self, program: Sequence[str] | None = None):

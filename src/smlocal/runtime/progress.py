@@ -11,7 +11,8 @@ import threading
 import time
 from typing import TextIO
 
-# "#progress_metric: host=algo-1, completed 40.0 % of epochs" (spec §5.3)
+# "#progress_metric: host=algo-1, completed 40.0 % of epochs": the line the built-in algorithms log as
+# epochs complete (algorithms/common/reporting.py writes it the same way)
 _PROGRESS = re.compile(r"#progress_metric: host=(?P<host>[^,]+), completed (?P<pct>[0-9.]+) %")
 
 

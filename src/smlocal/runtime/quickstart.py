@@ -48,10 +48,12 @@ def _worth_showing(line: str) -> bool:
 
 def run(args) -> int:
     from smlocal.runtime.endpoint import Endpoint
-    from smlocal.runtime.jobs import run_training, summary_lines
-    from smlocal.runtime.jobspec import default_job_name, spec_from_flags
+    from smlocal.runtime.jobs import run_training
+    from smlocal.runtime.jobflags import spec_from_flags
+    from smlocal.runtime.jobspec import default_job_name
     from smlocal.runtime.process import ProcessBackend
     from smlocal.runtime.progress import Display
+    from smlocal.runtime.records import summary_lines
 
     data = sample_path()
     spec = spec_from_flags(

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Sequence
 
 from smlocal.errors import CustomerError
 from smlocal.runtime.plan import DataObject
+
+if TYPE_CHECKING:
+    from smlocal.runtime.endpoint import Endpoint
+    from smlocal.runtime.progress import Display
 
 SPLIT_TYPES = ("None", "Line", "RecordIO")
 STRATEGIES = ("SingleRecord", "MultiRecord")
@@ -116,20 +120,20 @@ def batch_payloads(records: Iterable[bytes], strategy: str, max_bytes: int, sour
 
 def input_files(input_path: Path) -> list[tuple[str, Path]]:
     """(key, file) for every input, sorted by key like an S3 listing; a single file is one input."""
-    from smlocal.runtime.jobspec import list_channel_files
+    from smlocal.runtime.sources import local_files
 
     if not input_path.exists():
         raise CustomerError(f"Transform input {input_path} does not exist.")
-    files = [(key, Path(path)) for key, path in list_channel_files(str(input_path))]
+    files = [(key, Path(path)) for key, path in local_files(input_path)]
     if not files:
         raise CustomerError(f"Transform input {input_path} holds no files.")
     return files
 
 
 # ---------------------------------------------------------------------------------------------- run
-def run_transform(endpoint, input_path: Path | None, output_path: Path, params: TransformParams, display=None,
-                  objects: Sequence[DataObject] | None = None) -> list[Path]:
-    """Send every input through ``endpoint`` (an ``endpoint.Endpoint``); returns the output files.
+def run_transform(endpoint: Endpoint, input_path: Path | None, output_path: Path, params: TransformParams,
+                  display: Display | None = None, objects: Sequence[DataObject] | None = None) -> list[Path]:
+    """Send every input through a running ``endpoint``; returns the output files.
 
     ``objects``: the inputs already listed (e.g. S3 objects streamed by their opener, see
     ``sources.transform_inputs``); by default the files under ``input_path``.

@@ -1,6 +1,7 @@
 """The environment a user script sees: the training toolkit's ``SM_*`` names and values (pure functions).
 
-Names and encodings follow sagemaker-training-toolkit (runtime-anchors §2.2): strings pass through, lists
+Names and encodings follow sagemaker-training-toolkit (``Environment.to_env_vars`` and
+``mapping.to_env_vars``; its ``ENVIRONMENT_VARIABLES.md`` lists them): strings pass through, lists
 and dicts are JSON with sorted keys and compact separators, hyperparameters are JSON-decoded where possible,
 and the ``sagemaker_``-prefixed ones are split off from the user's.
 """

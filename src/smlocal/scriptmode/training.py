@@ -1,4 +1,4 @@
-"""Run a script-mode job: the user's program from /opt/ml/code (or sagemaker_submit_directory).
+"""The script-mode training job: the user's program from /opt/ml/code (or sagemaker_submit_directory).
 
 Selected when ``SAGEMAKER_PROGRAM`` is set or the hyperparameter ``sagemaker_program`` is present. The
 program is a ``.py`` script (``python script.py --hp value ...``), a module (``python -m name``) or an

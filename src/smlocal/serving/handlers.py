@@ -18,20 +18,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from smlocal.errors import CustomerError, SmlocalError
+from smlocal.errors import CustomerError, SmlocalError, UserHandlerError
 from smlocal.serving.codecs import request_codec, response_codec
 from smlocal.serving.codecs.base import bad_payload
 from smlocal.serving.predict import response_columns
 
 SCRIPT_NAME = "inference.py"
 HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
-
-
-class UserHandlerError(SmlocalError):
-    """An exception raised by the user's inference code: answered 500, the server stays up."""
-
-    prefix = "User Handler Error"
-    http_status = 500
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ def check_feature_count(model: Model, X: Features) -> None:
 def response_columns(model: Model, X: Features) -> Columns:
     """k-means: closest_cluster, distance_to_cluster. linear learner: score [, predicted_label].
 
-    ``predicted_label`` is a float for every predictor type, as the serving issue and spec §4.3 ask
-    (the 2023 adult endpoint in ll-binary-adult-aws printed the binary label as ``1``; the issue wins).
+    ``predicted_label`` is a float for every predictor type, as real multiclass responses print it
+    (``"predicted_label": 0.0``). The developer guide's examples show integers, and the 2023 adult
+    endpoint in ll-binary-adult-aws printed the binary label as ``1``; we keep one type for all.
     """
     check_feature_count(model, X)
     return model.outputs(X)

@@ -1,4 +1,4 @@
-"""Channels: File directories and real Pipe-mode FIFOs -> exact-size batches; every bad input named."""
+"""Channels: File directories and real Pipe-mode FIFOs -> exact-size batches (bad input: test_channel_errors.py)."""
 from __future__ import annotations
 
 import os
@@ -12,43 +12,16 @@ import pytest
 import scipy.sparse as sp
 
 from smlocal.data.channels import Batch, open_channel, rebatch
-from smlocal.data.protobuf import dense_to_records, sparse_to_records
+from smlocal.data.protobuf import sparse_to_records
 from smlocal.data.recordio import MAGIC_BYTES, encode_records, frame
-from smlocal.environment import load_training_env
 from smlocal.errors import CustomerError
-from tests.helpers import write_config
+from tests.datasets import random_dataset, recordio_of
+from tests.helpers import training_env
 
 CANONICAL = ("Unable to read data channel 'train'. Requested content-type is '{ct}'. "
              "Please verify the data matches the requested content-type.")
 NAN = "Found missing (NaN) values. Please remove any missing (NaN) values in the input data."
 RECORDIO = "application/x-recordio-protobuf"
-
-
-def make_env(base, channels=None, files=None):
-    channels = channels if channels is not None else {"train": {"TrainingInputMode": "File"}}
-    write_config(base, {}, channels)
-    for rel, data in (files or {}).items():
-        path = base / "input" / "data" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return load_training_env(base)
-
-
-def dataset(n=100, d=3, seed=0, labels=True):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    y = rng.integers(0, 2, n).astype(np.float32) if labels else None
-    return x, y
-
-
-def recordio_bytes(x, y=None) -> bytes:
-    return encode_records(dense_to_records(x, y))
-
-
-def record_size(d=3) -> int:
-    """Bytes of one framed labeled dense record of ``d`` features (all records of a dataset are equal)."""
-    x, y = dataset(1, d=d)
-    return len(recordio_bytes(x, y))
 
 
 def collect(batches) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
@@ -61,11 +34,11 @@ def collect(batches) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
 
 # ----------------------------------------------------------------------------------------- File mode
 def test_file_mode_recursive_sorted_hidden_skipped(base):
-    x, y = dataset(30)
-    env = make_env(base, files={
-        "train/b/part-2": recordio_bytes(x[20:], y[20:]),
-        "train/a.pbr": recordio_bytes(x[:10], y[:10]),
-        "train/b/part-1": recordio_bytes(x[10:20], y[10:20]),
+    x, y = random_dataset(30)
+    env = training_env(base, files={
+        "train/b/part-2": recordio_of(x[20:], y[20:]),
+        "train/a.pbr": recordio_of(x[:10], y[:10]),
+        "train/b/part-1": recordio_of(x[10:20], y[10:20]),
         "train/.hidden": b"not recordio at all",
         "train/.cache/junk": b"not recordio either",
     })
@@ -81,8 +54,8 @@ def test_file_mode_recursive_sorted_hidden_skipped(base):
 
 
 def test_every_epoch_rereads_the_files(base):
-    x, y = dataset(10)
-    env = make_env(base, files={"train/data": recordio_bytes(x, y)})
+    x, y = random_dataset(10)
+    env = training_env(base, files={"train/data": recordio_of(x, y)})
     channel = open_channel(env, "train")
     for epoch in range(3):
         np.testing.assert_array_equal(collect(channel.batches(4, epoch))[0], x)
@@ -90,11 +63,11 @@ def test_every_epoch_rereads_the_files(base):
 
 @pytest.mark.parametrize("cuts", [(1,), (7, 500), (13, 14, 15, 2001)])
 def test_record_split_across_files(base, cuts):
-    x, y = dataset(200, d=5)
-    data = recordio_bytes(x, y)
+    x, y = random_dataset(200, d=5)
+    data = recordio_of(x, y)
     edges = [0, *cuts, len(data)]
     files = {f"train/part-{i:02d}": data[a:b] for i, (a, b) in enumerate(zip(edges, edges[1:]))}
-    env = make_env(base, files=files)
+    env = training_env(base, files=files)
     feats, labels, _ = collect(open_channel(env, "train").batches(64))
     np.testing.assert_array_equal(feats, x)
     np.testing.assert_array_equal(labels, y)
@@ -102,9 +75,9 @@ def test_record_split_across_files(base, cuts):
 
 @pytest.mark.parametrize("chunk", [1, 3, 64, 1000])
 def test_short_reads_of_any_size(base, chunk):
-    x, y = dataset(120, d=4)
-    mixed = recordio_bytes(x[:60], y[:60]) + encode_records(sparse_to_records(sp.csr_matrix(x[60:]), y[60:]))
-    env = make_env(base, files={"train/data": mixed})
+    x, y = random_dataset(120, d=4)
+    mixed = recordio_of(x[:60], y[:60]) + encode_records(sparse_to_records(sp.csr_matrix(x[60:]), y[60:]))
+    env = training_env(base, files={"train/data": mixed})
     feats, labels, sizes = collect(open_channel(env, "train", chunk_size=chunk).batches(50))
     assert sizes == [50, 50, 20]
     np.testing.assert_allclose(feats, x)
@@ -114,12 +87,12 @@ def test_short_reads_of_any_size(base, chunk):
 def test_continuation_records_split_across_files_and_reads(base):
     """Payloads holding the magic are written as dmlc continuation parts; cut anywhere, they still join."""
     magic_float = np.frombuffer(MAGIC_BYTES, dtype="<f4")[0]
-    x, y = dataset(40, d=6)
+    x, y = random_dataset(40, d=6)
     x[::3] = magic_float
-    data = recordio_bytes(x, y)
+    data = recordio_of(x, y)
     assert data.count(MAGIC_BYTES) > 40  # really split into parts
     files = {"train/a": data[:101], "train/b": data[101:102], "train/c": data[102:]}
-    env = make_env(base, files=files)
+    env = training_env(base, files=files)
     for chunk in (5, 64, 1 << 20):
         feats, labels, _ = collect(open_channel(env, "train", chunk_size=chunk).batches(16))
         np.testing.assert_array_equal(feats.view(np.uint32), x.view(np.uint32))
@@ -129,7 +102,7 @@ def test_continuation_records_split_across_files_and_reads(base):
 def test_sparse_channel_yields_csr(base):
     dense = np.zeros((20, 1000), dtype=np.float32)
     dense[np.arange(20), np.arange(20) * 7] = np.arange(20) + 1
-    env = make_env(base, files={"train/s": encode_records(sparse_to_records(sp.csr_matrix(dense)))})
+    env = training_env(base, files={"train/s": encode_records(sparse_to_records(sp.csr_matrix(dense)))})
     batches = list(open_channel(env, "train").batches(6))
     assert [len(b) for b in batches] == [6, 6, 6, 2]
     assert all(sp.isspmatrix_csr(b.features) and b.features.shape[1] == 1000 for b in batches)
@@ -138,17 +111,17 @@ def test_sparse_channel_yields_csr(base):
 
 
 def test_csv_channel_with_label_and_without(base):
-    x, y = dataset(9, d=2)
+    x, y = random_dataset(9, d=2)
     rows = np.column_stack([y, x])
     text = "".join(",".join(repr(float(v)) for v in r) + "\n" for r in rows).encode()
     cut = text.index(b"\n", 40) + 1
     files = {"train/a.csv": text[:cut], "train/b.csv": text[cut:].rstrip()}  # b.csv lacks its final newline
-    env = make_env(base, {"train": {"ContentType": "text/csv"}}, files)
+    env = training_env(base, {"train": {"ContentType": "text/csv"}}, files)
     feats, labels, sizes = collect(open_channel(env, "train").batches(4))
     assert sizes == [4, 4, 1]
     np.testing.assert_array_equal(feats, x)
     np.testing.assert_array_equal(labels, y)
-    env = make_env(base, {"train": {"ContentType": "text/csv;label_size=0"}})
+    env = training_env(base, {"train": {"ContentType": "text/csv;label_size=0"}})
     feats, labels, _ = collect(open_channel(env, "train").batches(100))
     assert labels is None and feats.shape == (9, 3)
 
@@ -164,7 +137,7 @@ def test_rebatch_exact_sizes_and_views():
 
 # ----------------------------------------------------------------------------------------- Pipe mode
 def _pipe_env(base, content_type=RECORDIO):
-    return make_env(base, {"train": {"TrainingInputMode": "Pipe", "ContentType": content_type}})
+    return training_env(base, {"train": {"TrainingInputMode": "Pipe", "ContentType": content_type}})
 
 
 class FifoWriter(threading.Thread):
@@ -195,8 +168,8 @@ class FifoWriter(threading.Thread):
 
 def test_pipe_mode_several_epochs_with_a_writer_thread(base):
     env = _pipe_env(base)
-    epochs = [dataset(300, d=6, seed=s) for s in range(3)]
-    writer = FifoWriter(base, [recordio_bytes(x, y) for x, y in epochs])
+    epochs = [random_dataset(300, d=6, seed=s) for s in range(3)]
+    writer = FifoWriter(base, [recordio_of(x, y) for x, y in epochs])
     writer.start()
     channel = open_channel(env, "train", chunk_size=4096)
     for epoch, (x, y) in enumerate(epochs):
@@ -235,7 +208,7 @@ def test_pipe_mode_fed_by_another_process(base):
 
 def test_pipe_mode_csv_objects_wrapped_in_recordio(base):
     """RecordWrapperType=RecordIO: the feeder wraps each CSV object in one RecordIO record."""
-    env = make_env(base, {"train": {"TrainingInputMode": "Pipe", "ContentType": "text/csv",
+    env = training_env(base, {"train": {"TrainingInputMode": "Pipe", "ContentType": "text/csv",
                                     "RecordWrapperType": "RecordIO"}})
     objects = [b"1,1.5,2\n0,3,4\n", b"1,5,6", b"0,7,8\n"]  # the second object lacks its final newline
     writer = FifoWriter(base, [b"".join(frame(o) for o in objects)], piece=5)
@@ -248,9 +221,9 @@ def test_pipe_mode_csv_objects_wrapped_in_recordio(base):
 def test_pipe_mode_streams_before_the_writer_finishes(base):
     """The first batch must arrive while half the epoch is still unwritten: memory ~ batch, not dataset."""
     env = _pipe_env(base)
-    x, y = dataset(2000, d=8)
+    x, y = random_dataset(2000, d=8)
     gate = threading.Event()
-    writer = FifoWriter(base, [recordio_bytes(x, y)], piece=4096, delay=0, gate=gate)
+    writer = FifoWriter(base, [recordio_of(x, y)], piece=4096, delay=0, gate=gate)
     writer.start()
     batches = open_channel(env, "train", chunk_size=8192).batches(100)
     first = next(batches)
@@ -263,8 +236,8 @@ def test_pipe_mode_streams_before_the_writer_finishes(base):
 
 def test_pipe_mode_reader_may_stop_early(base):
     env = _pipe_env(base)
-    x, y = dataset(5000, d=8)
-    writer = FifoWriter(base, [recordio_bytes(x, y)], piece=4096, delay=0)
+    x, y = random_dataset(5000, d=8)
+    writer = FifoWriter(base, [recordio_of(x, y)], piece=4096, delay=0)
     writer.start()
     batches = open_channel(env, "train", chunk_size=4096).batches(10)
     assert len(next(batches)) == 10
@@ -281,153 +254,3 @@ def test_pipe_fifo_that_never_appears(base, monkeypatch):
     msg = str(info.value)
     assert "channel 'train'" in msg and "train_3" in msg and "0.2 seconds" in msg
     assert info.value.exit_code == 2
-
-
-# ----------------------------------------------------------------------------------------- bad input
-def _error(base, channels, files, batch_size=10) -> CustomerError:
-    env = make_env(base, channels, files)
-    with pytest.raises(CustomerError) as info:
-        list(open_channel(env, "train").batches(batch_size))
-    assert info.value.exit_code == 2
-    return info.value
-
-
-def test_unsupported_content_type(base):
-    env = make_env(base, {"train": {"ContentType": "application/json"}}, {"train/d.json": b"{}"})
-    with pytest.raises(CustomerError) as info:
-        open_channel(env, "train")
-    assert str(info.value).startswith(CANONICAL.format(ct="application/json"))
-    assert info.value.exit_code == 2
-
-
-def test_csv_data_under_recordio_content_type(base):
-    err = _error(base, {"train": {}}, {"train/data.csv": b"1,2,3\n4,5,6\n"})
-    msg = str(err)
-    assert msg.startswith(CANONICAL.format(ct=RECORDIO))
-    assert "data.csv' at byte offset 0" in msg
-
-
-def test_recordio_data_under_csv_content_type(base):
-    x, y = dataset(3)
-    err = _error(base, {"train": {"ContentType": "text/csv"}}, {"train/data.pbr": recordio_bytes(x, y)})
-    msg = str(err)
-    assert msg.startswith(CANONICAL.format(ct="text/csv"))
-    assert "data.pbr' line 2" in msg
-
-
-def test_corrupt_record_in_second_file_names_file_and_offset(base):
-    x, y = dataset(10)
-    good = recordio_bytes(x, y)
-    bad = recordio_bytes(x[:2], y[:2]) + b"\xde\xad\xbe\xef" * 4
-    err = _error(base, {"train": {}}, {"train/1-good": good, "train/2-bad": bad})
-    assert f"2-bad' at byte offset {2 * record_size()}" in str(err) and "0xEFBEADDE" in str(err)
-
-
-def test_truncated_last_record(base):
-    x, y = dataset(10)
-    data = recordio_bytes(x, y)
-    err = _error(base, {"train": {}}, {"train/part": data[:-5]})
-    where = f"'{base / 'input/data/train/part'}' at byte offset {9 * record_size()}"
-    assert "Truncated RecordIO record" in str(err) and where in str(err)
-
-
-def test_unparsable_protobuf_names_record_offset(base):
-    data = recordio_bytes(*dataset(2)) + encode_records([b"\xff\xff\xff\xff"])
-    err = _error(base, {"train": {}}, {"train/part": data})
-    assert f"record at byte offset {2 * record_size()} is not a valid aialgs.data.Record" in str(err)
-
-
-def test_nan_in_recordio_names_channel_file_and_record(base):
-    x, y = dataset(10)
-    x[7, 1] = np.nan
-    err = _error(base, {"train": {}}, {"train/nan.pbr": recordio_bytes(x, y)}, batch_size=3)
-    msg = str(err)
-    assert msg.startswith("Channel 'train'") and msg.endswith(NAN)
-    assert f"nan.pbr', record at byte offset {7 * record_size()}" in msg
-
-
-def test_nan_label_is_reported_too(base):
-    x, y = dataset(4)
-    y[2] = np.nan
-    err = _error(base, {"train": {}}, {"train/l.pbr": recordio_bytes(x, y)})
-    assert f"record at byte offset {2 * record_size()}" in str(err) and NAN in str(err)
-
-
-def test_nan_in_sparse_data(base):
-    csr = sp.csr_matrix(np.eye(4, dtype=np.float32))
-    csr.data[3] = np.nan
-    err = _error(base, {"train": {}}, {"train/s.pbr": encode_records(sparse_to_records(csr))})
-    assert NAN in str(err) and "s.pbr'" in str(err)
-
-
-def test_nan_in_csv_names_line(base):
-    err = _error(base, {"train": {"ContentType": "text/csv"}}, {"train/d.csv": b"1,2\n3,4\n\n0,nan\n"})
-    assert "d.csv' line 4" in str(err) and str(err).endswith(NAN)
-
-
-def test_empty_csv_cell_is_a_missing_value(base):
-    err = _error(base, {"train": {"ContentType": "text/csv"}}, {"train/d.csv": b"1,2,3\n4,,6\n"})
-    assert "d.csv' line 2 column 2" in str(err) and str(err).endswith(NAN)
-
-
-@pytest.mark.parametrize("data, fragment", [
-    (b"label,a,b\n1,2,3\n", "line 1 is not numeric"),
-    (b"1,2,3\n4,x,6\n", "line 2, column 2: the non-numeric cell 'x'"),
-    (b"1,2,3\n4,5\n", "line 2 has 2 columns but the rows before it have 3"),
-])
-def test_bad_csv_is_named_with_the_canonical_message(base, data, fragment):
-    err = _error(base, {"train": {"ContentType": "text/csv"}}, {"train/bad.csv": data})
-    assert str(err).startswith(CANONICAL.format(ct="text/csv"))
-    assert fragment in str(err) and "bad.csv'" in str(err)
-
-
-def test_csv_width_change_between_files(base):
-    err = _error(base, {"train": {"ContentType": "text/csv"}}, {"train/a.csv": b"1,2,3\n", "train/b.csv": b"1,2\n"})
-    assert "b.csv' line 1 has 2 columns" in str(err)
-
-
-def test_label_only_csv(base):
-    err = _error(base, {"train": {"ContentType": "text/csv;label_size=1"}}, {"train/a.csv": b"1\n2\n"})
-    assert "no feature column is left" in str(err)
-
-
-def test_feature_dim_change_between_files(base):
-    files = {"train/a": recordio_bytes(*dataset(3, d=3)), "train/b": recordio_bytes(*dataset(3, d=4))}
-    err = _error(base, {"train": {}}, files)
-    assert "has 4 features but earlier data of the channel has 3" in str(err) and "/b'" in str(err)
-
-
-def test_labeled_and_unlabeled_files_mixed(base):
-    files = {"train/a": recordio_bytes(*dataset(3)), "train/b": recordio_bytes(dataset(3)[0])}
-    err = _error(base, {"train": {}}, files)
-    assert "unlabeled but earlier data of the channel is not" in str(err)
-
-
-def test_missing_channel_directory(base):
-    env = make_env(base)
-    with pytest.raises(CustomerError, match=r"No data found for channel 'train'.*does not exist") as info:
-        open_channel(env, "train")
-    assert info.value.exit_code == 2
-
-
-def test_channel_with_only_hidden_files(base):
-    env = make_env(base, files={"train/.DS_Store": b"x", "train/.git/config": b"y"})
-    with pytest.raises(CustomerError, match=r"No data found for channel 'train'.*holds no files"):
-        open_channel(env, "train")
-
-
-def test_channel_with_empty_files(base):
-    err = _error(base, {"train": {}}, {"train/empty": b""})
-    assert "Channel 'train' holds no records" in str(err)
-
-
-def test_channel_not_configured(base):
-    env = make_env(base, {"train": {}}, {"train/x": recordio_bytes(*dataset(2))})
-    with pytest.raises(CustomerError, match=r"Channel 'test' is required but not provided.*configured channels: train"):
-        open_channel(env, "test")
-
-
-def test_invalid_label_size(base):
-    env = make_env(base, {"train": {"ContentType": "text/csv;label_size=2"}}, {"train/a.csv": b"1,2,3\n"})
-    with pytest.raises(CustomerError, match="label_size=2"):
-        open_channel(env, "train")

@@ -36,6 +36,25 @@ def test_backend_choice_without_an_engine(monkeypatch):
         choose_backend("docker", "smlocal:test")
 
 
+def test_serving_falls_back_to_processes_without_an_algorithm(monkeypatch):
+    # smlocal's own server serves any built-in's model, so an image to serve with needs no --algorithm
+    import io
+
+    from smlocal.runtime.progress import Display
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    out = io.StringIO()
+    display = Display(live=False, stream=out)
+    assert isinstance(choose_backend(None, "someone/else:1", display=display, serving=True), ProcessBackend)
+    assert isinstance(choose_backend(None, "smlocal:test", algorithm="kmeans", display=display), ProcessBackend)
+    assert out.getvalue().splitlines() == [
+        "smlocal: no Docker engine answers: running model as local processes",
+        "smlocal: no Docker engine answers: running kmeans as local processes",
+    ]
+    with pytest.raises(CustomerError, match=r"--algorithm kmeans\|linear-learner to run"):
+        choose_backend(None, "someone/else:1", display=display)
+
+
 @pytest.fixture
 def cli_main():
     """cli.main in-process; its handler (bound to the captured stderr) is removed afterwards."""

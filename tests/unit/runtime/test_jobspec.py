@@ -6,7 +6,10 @@ import copy
 import pytest
 
 from smlocal.errors import CustomerError
-from smlocal.runtime.jobspec import algorithm_from_image, default_job_name, parse_job, spec_from_flags
+from smlocal.runtime.jobflags import spec_from_flags
+from smlocal.runtime.jobspec import algorithm_from_image, default_job_name, parse_job
+from smlocal.runtime.s3.client import LazyClient
+from smlocal.runtime.sources import resolve_channels
 
 
 @pytest.fixture
@@ -78,7 +81,6 @@ def test_full_request_body(data):
      "AlgorithmSpecification.TrainingInputMode"),
     (lambda b: b["Environment"].update({"1BAD": "x"}), "Environment.1BAD"),
     (lambda b: b["InputDataConfig"].append(copy.deepcopy(b["InputDataConfig"][0])), "InputDataConfig"),
-    (lambda b: b["ResourceConfig"].update(InstanceCount=5), "S3DataDistributionType"),  # 5 hosts, 3 files
 ])
 def test_invalid_fields_are_named(data, mutate, path):
     b = body(data)
@@ -86,6 +88,15 @@ def test_invalid_fields_are_named(data, mutate, path):
     with pytest.raises(CustomerError) as info:
         parse_job(b)
     assert path in str(info.value)
+
+
+def test_too_few_files_for_the_hosts_are_named_when_the_job_lists_its_channels(data):
+    b = body(data)
+    b["ResourceConfig"].update(InstanceCount=5)  # 5 hosts, 3 files
+    spec = parse_job(b)  # the spec reads no channel: sources lists them, once, for the job
+    with pytest.raises(CustomerError) as info:
+        resolve_channels(spec, LazyClient())
+    assert "InputDataConfig[0].DataSource.S3DataSource.S3DataDistributionType" in str(info.value)
 
 
 def test_relative_paths_and_defaults(data, tmp_path):
@@ -138,14 +149,6 @@ def test_default_job_name_is_valid():
 
     name = default_job_name("linear-learner", dt.datetime(2024, 1, 2, 3, 4, 5, 678000))
     assert name == "linear-learner-2024-01-02-03-04-05-678"
-
-
-def test_empty_channel_is_refused(tmp_path):
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / ".DS_Store").write_text("x")
-    with pytest.raises(CustomerError, match=r"InputDataConfig\[0\].*'train' has no data files"):
-        spec_from_flags(algorithm="kmeans", image=None, channels=[f"train={tmp_path / 'empty'}"],
-                        output=str(tmp_path / "o"))
 
 
 def test_pipe_only_fields_in_file_mode_are_noted(data):

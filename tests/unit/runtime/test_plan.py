@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
+
+from smlocal.environment import Paths
+from smlocal.errors import CustomerError
 from smlocal.runtime.jobspec import ChannelSpec, JobSpec
-from smlocal.runtime.plan import DataObject, PipeFeed, plan_training, shard
+from smlocal.runtime.plan import CONTAINER, DataObject, PipeFeed, plan_training, shard, shard_objects
 
 OBJECTS = tuple(DataObject(f"part-{i}.csv", f"/data/train/part-{i}.csv", 10) for i in range(5))
 
@@ -23,11 +28,12 @@ def spec(**changes):
 
 
 def test_config_files_as_sagemaker_writes_them(tmp_path):
-    plan = plan_training(spec(), "/nonexistent/job-1", {"train": OBJECTS, "test": OBJECTS[:2]},
+    job_dir = tmp_path / "job-1"
+    plan = plan_training(spec(), job_dir, {"train": OBJECTS, "test": OBJECTS[:2]},
                          ps_port=9100, source_is_dir={"train": True, "test": True})
-    assert not (tmp_path / "nonexistent").exists()
+    assert list(tmp_path.iterdir()) == []  # planning writes nothing, not even the job's directory
     h1, h2 = plan.hosts
-    assert (h1.host, h1.root) == ("algo-1", "/nonexistent/job-1/hosts/algo-1")
+    assert (h1.host, h1.root) == ("algo-1", str(job_dir / "hosts" / "algo-1"))
     hps = json.loads(h1.files["input/config/hyperparameters.json"])
     assert hps == {"k": "3", "feature_dim": "2"}
     idc = json.loads(h1.files["input/config/inputdataconfig.json"])
@@ -44,7 +50,20 @@ def test_config_files_as_sagemaker_writes_them(tmp_path):
     assert h1.env["OMP_NUM_THREADS"] == "2" and h2.env["CURRENT_HOST"] == "algo-2"
     assert h1.env["DMLC_PS_ROOT_URI"] == "127.0.0.1" and h1.env["DMLC_PS_ROOT_PORT"] == "9100"
     assert "SAGEMAKER_BASE_DIR" not in h1.env  # the process backend adds it; in Docker it is /opt/ml
-    assert plan.model_tar.as_posix() == "/nonexistent/job-1/output/model.tar.gz"
+    assert plan.model_tar == job_dir / "output" / "model.tar.gz"
+
+
+def test_the_plan_reads_no_disk_and_uses_the_containers_paths():
+    # the channels' sources do not exist: the plan works from the listing it is handed alone
+    plan = plan_training(spec(), "/nonexistent/job-1", {"train": OBJECTS, "test": OBJECTS[:2]},
+                         source_is_dir={"train": True})
+    h1 = plan.hosts[0]
+    assert h1.dirs[:5] == ("input/config", "input/data", "model", "output/data", "checkpoints")
+    assert h1.paths == Paths(Path("/nonexistent/job-1/hosts/algo-1"))  # the container's own layout
+    assert str(h1.paths.failure_file) == "/nonexistent/job-1/hosts/algo-1/output/failure"
+    assert str(CONTAINER.model_dir) == "/opt/ml/model"
+    (feed,) = h1.pipes
+    assert feed.fifo_path(2) == h1.paths.pipe_path("test", 2)
 
 
 def test_sharded_file_mode_gives_each_host_its_files():
@@ -94,3 +113,18 @@ def test_shuffle_and_shard_per_epoch():
     plain = PipeFeed("train", "/x", OBJECTS)
     assert plain.objects_for_epoch(0) == plain.objects_for_epoch(5) == OBJECTS
     assert shard(OBJECTS, 2, 3) == (OBJECTS[2],)
+
+
+def test_shard_objects_is_pure_round_robin_over_any_sequence():
+    objects = [f"part-{i}" for i in range(5)]
+    shards = [shard_objects(objects, i, 2, "ShardedByS3Key") for i in range(2)]
+    assert shards == [["part-0", "part-2", "part-4"], ["part-1", "part-3"]]
+    assert sorted(shards[0] + shards[1]) == objects
+    assert shard_objects(objects, 1, 2, "ShardedByS3Key") == shards[1]  # deterministic
+    assert shard_objects(tuple(objects), 1, 3, "FullyReplicated") == objects
+    with pytest.raises(CustomerError, match="at least 3 objects; channel 'train' has 2"):
+        shard_objects(objects[:2], 0, 3, "ShardedByS3Key", source="'train'")
+    with pytest.raises(CustomerError, match="S3DataDistributionType"):
+        shard_objects(objects, 0, 1, "Sharded")
+    with pytest.raises(ValueError):
+        shard_objects(objects, 2, 2, "FullyReplicated")

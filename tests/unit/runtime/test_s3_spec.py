@@ -8,10 +8,11 @@ import sys
 import pytest
 
 from smlocal.errors import CustomerError
-from smlocal.runtime.jobspec import ChannelSpec, JobSpec, parse_job, spec_from_flags
+from smlocal.runtime.jobflags import spec_from_flags
+from smlocal.runtime.jobspec import ChannelSpec, JobSpec, parse_job
 from smlocal.runtime.layout import materialize
-from smlocal.runtime.plan import DataObject, plan_training, shard
-from smlocal.runtime.s3 import LazyClient, shard_objects
+from smlocal.runtime.plan import DataObject, plan_training, shard, shard_objects
+from smlocal.runtime.s3.client import LazyClient
 
 
 def body(channel_source: dict, output: str = "s3://out-bucket/jobs", **extra) -> dict:
@@ -93,7 +94,7 @@ def test_s3_file_channels_are_placed_as_real_files_whatever_the_backend(tmp_path
 
 def test_lazy_client_makes_one_client_and_only_when_asked():
     # a fresh interpreter: building the command's client holder and a local spec imports no boto3
-    code = ("import sys; from smlocal.runtime.s3 import LazyClient; from smlocal.runtime import commands, jobs, "
+    code = ("import sys; from smlocal.runtime.s3.client import LazyClient; from smlocal.runtime import commands, jobs, "
             "sources; c = LazyClient(); assert not c.created; "
             "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

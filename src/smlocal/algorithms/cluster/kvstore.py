@@ -1,217 +1,49 @@
-"""Multi-host training over MXNet's KVStore ``dist_sync``, as the built-ins do (spec §8).
+"""The several-host cluster: MXNet's KVStore ``dist_sync``, as the built-ins train on several instances.
 
-``Cluster.from_env(env)`` gives an algorithm a few collective operations -- ``allreduce_sum``,
-``allgather``, ``gather_rows``, ``broadcast``, ``barrier`` -- plus ``rank`` (this host's index in
-resourceconfig.json's ``hosts``, so ``rank == 0`` is the first host), ``size`` and ``close``/``abort``.
-Every host must call the same operations in the same order with the same shapes.
+``DistCluster`` is what ``join_cluster`` gives every host of a job with several instances; its addresses,
+ports and timeout are ``settings.ClusterSettings``.
 
-One host: the base ``Cluster`` (identities, no MXNet import, no network). Several hosts: ``DistCluster``:
-
-- the first host starts the KVStore scheduler and server (``DMLC_ROLE=scheduler|server``) as
+- The first host starts the KVStore scheduler and server (``DMLC_ROLE=scheduler|server``) as
   subprocesses of its training process, which die with it (``PR_SET_PDEATHSIG``); every host's
-  training process is a worker. ``DMLC_PS_ROOT_URI``/``DMLC_PS_ROOT_PORT`` come from the environment, else
-  the first host's address and port 9000 as on SageMaker; ``DMLC_NUM_SERVER=1``, ``DMLC_NUM_WORKER`` = the
-  number of hosts; a loopback root (local runs) pins ``DMLC_NODE_HOST=127.0.0.1``/``DMLC_INTERFACE=lo``.
-  Workers and the server take free ports from the OS, so concurrent jobs only need distinct root ports.
+  training process is a worker. Workers and the server take free ports from the OS, so concurrent jobs
+  only need distinct root ports.
 - A sum is a push then a pull of one key: the dist_sync server adds the pushes of all workers before
   it answers any pull.
-- ps-lite waits forever for a dead peer. ``cluster_monitor`` watches the hosts beside it (hello,
-  heartbeats, goodbye on a TCP port: ``SMLOCAL_KV_MONITOR_PORT``, default root port + 1), and a watchdog
-  thread bounds every wait by ``SMLOCAL_KV_TIMEOUT`` seconds (default 30): joining, starting the
-  KVStore, and each collective once every host has reached it (a host still busy with its own shard is
-  slow, not lost: its heartbeats say so). On any failure the host logs it, writes ``output/failure``
-  (the first cause wins), tells the other hosts, and exits at once with the error's exit code: a normal
-  interpreter exit would block in ps-lite's finalize barrier.
+- ps-lite waits forever for a dead peer. The liveness monitor (``monitor``) watches the hosts beside it
+  (hello, heartbeats, goodbye on a TCP port), and a watchdog thread bounds every wait by ``SMLOCAL_KV_TIMEOUT``
+  seconds: joining, starting the KVStore, and each collective once every host has reached it (a host
+  still busy with its own shard is slow, not lost: its heartbeats say so). On any failure the host
+  logs it, writes ``output/failure`` (the first cause wins), tells the other hosts, and exits at once
+  with the error's exit code: a normal interpreter exit would block in ps-lite's finalize barrier.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import importlib.util
-import ipaddress
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator
 
 import numpy as np
 
 from smlocal.algorithms.cluster.monitor import HEARTBEAT_S, Coordinator, Failure, MonitorClient
+from smlocal.algorithms.cluster.settings import MONITOR_PORT_ENV, TIMEOUT_ENV, ClusterSettings
+from smlocal.algorithms.cluster.single import Cluster, from_wire, wire_dtype
 from smlocal.errors import (AlgorithmError, CustomerError, PlatformError, SmlocalError, exit_code_for,
-                            failure_text, write_failure)
+                            failure_text, report)
 
-DEFAULT_ROOT_PORT = 9000  # SageMaker's DMLC_PS_ROOT_PORT
-DEFAULT_TIMEOUT_S = 30.0
-TIMEOUT_ENV = "SMLOCAL_KV_TIMEOUT"
-MONITOR_PORT_ENV = "SMLOCAL_KV_MONITOR_PORT"
 PARENT_ENV = "SMLOCAL_KV_PARENT"
 WATCH_S = 0.2
 PR_SET_PDEATHSIG = 1
 
 log = logging.getLogger("smlocal")
-
-
-# ------------------------------------------------------------------------------------------- settings
-
-
-class _HostRank:
-    """``size`` and ``rank`` (index in resourceconfig.json's ``hosts``) from ``hosts`` and ``current_host``."""
-
-    hosts: tuple[str, ...]
-    current_host: str
-
-    @property
-    def size(self) -> int:
-        return len(self.hosts)
-
-    @property
-    def rank(self) -> int:
-        return self.hosts.index(self.current_host)
-
-
-@dataclass(frozen=True)
-class ClusterSettings(_HostRank):
-    hosts: tuple[str, ...]
-    current_host: str
-    root_uri: str  # the scheduler's address
-    root_port: int
-    monitor_port: int
-    timeout: float
-    interface: str | None  # DMLC_INTERFACE for non-loopback runs
-
-    @property
-    def loopback(self) -> bool:
-        return ipaddress.ip_address(self.root_uri).is_loopback
-
-    def dmlc_env(self, role: str) -> dict[str, str]:
-        """The ``DMLC_*`` variables of one KVStore role on this host."""
-        env = {"DMLC_ROLE": role, "DMLC_PS_ROOT_URI": self.root_uri, "DMLC_PS_ROOT_PORT": str(self.root_port),
-               "DMLC_NUM_SERVER": "1", "DMLC_NUM_WORKER": str(self.size)}
-        if self.loopback:
-            env.update(DMLC_NODE_HOST="127.0.0.1", DMLC_INTERFACE="lo")
-        elif self.interface:
-            env["DMLC_INTERFACE"] = self.interface
-        return env
-
-
-def _number(environ: Mapping[str, str], name: str, default: float, kind: type = float) -> Any:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or value <= 0 or (kind is int and value > 65535):
-        what = "a port number (1-65535)" if kind is int else "a positive number of seconds"
-        raise CustomerError(f"The environment variable {name}='{raw}' is not valid: it must be {what}.")
-    return value
-
-
-def cluster_settings(hosts: tuple[str, ...], current_host: str, environ: Mapping[str, str],
-                     resolve: Callable[[str], str] = socket.gethostbyname,
-                     interface: str | None = None) -> ClusterSettings:
-    """Where the scheduler is and how long to wait, from resourceconfig.json's hosts and the environment."""
-    if current_host not in hosts:
-        raise CustomerError(f"resourceconfig.json: current_host '{current_host}' is not one of its hosts "
-                            f"{list(hosts)}.")
-    uri = environ.get("DMLC_PS_ROOT_URI", "").strip() or hosts[0]
-    try:
-        ipaddress.ip_address(uri)
-    except ValueError:  # a host name: ps-lite binds and connects to addresses
-        try:
-            uri = resolve(uri)
-        except OSError as exc:
-            raise PlatformError(f"Cannot resolve the first host '{uri}' ({exc}); set DMLC_PS_ROOT_URI to its "
-                                "address.") from None
-    port = _number(environ, "DMLC_PS_ROOT_PORT", DEFAULT_ROOT_PORT, int)
-    monitor = _number(environ, MONITOR_PORT_ENV, port + 1 if port < 65535 else port - 1, int)
-    if monitor == port:
-        raise CustomerError(f"{MONITOR_PORT_ENV}={monitor} is the KVStore's DMLC_PS_ROOT_PORT: choose another port.")
-    timeout = _number(environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
-    return ClusterSettings(tuple(hosts), current_host, uri, port, monitor, timeout,
-                           environ.get("DMLC_INTERFACE") or interface)
-
-
-# ------------------------------------------------------------------------------------------- one host
-
-
-class Cluster(_HostRank):
-    """The hosts of a training job. This base class is the one-host cluster: every operation is local."""
-
-    store_type = "local"
-
-    def __init__(self, hosts: tuple[str, ...] = ("algo-1",), current_host: str = "algo-1"):
-        self.hosts = tuple(hosts)
-        self.current_host = current_host
-
-    @staticmethod
-    def from_env(env: Any, environ: Mapping[str, str] | None = None) -> "Cluster":
-        """The job's cluster from ``env.resources`` (resourceconfig.json): several hosts start the KVStore."""
-        hosts, current = tuple(env.resources.hosts), env.resources.current_host
-        if len(hosts) <= 1:
-            return Cluster((current,), current)
-        settings = cluster_settings(hosts, current, os.environ if environ is None else environ,
-                                    interface=getattr(env.resources, "network_interface_name", None))
-        return DistCluster(settings, env.paths.failure_file).start()
-
-
-    @property
-    def is_first(self) -> bool:
-        return self.rank == 0
-
-    def allreduce_sum(self, array: Any) -> np.ndarray:
-        """The element-wise sum over hosts. float32 stays float32; other floats come back float64, integers
-        and booleans as int64 (exact below 2**53)."""
-        return _out(np.asarray(array), np.array(array, dtype=_wire_dtype(np.asarray(array))))
-
-    def allgather(self, array: Any) -> np.ndarray:
-        """Every host's ``array`` (same shape on all), stacked in host order: (size, *shape)."""
-        return self.allreduce_sum(np.asarray(array)[None])
-
-    def gather_rows(self, array: Any) -> np.ndarray:
-        """Every host's rows (lengths may differ, trailing shape may not), concatenated in host order."""
-        return np.array(array)
-
-    def broadcast(self, array: Any) -> np.ndarray:
-        """The first host's ``array``; the others pass an array of the same shape (its values are ignored)."""
-        return np.array(array)
-
-    def barrier(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def abort(self, exc: BaseException) -> None:
-        """A failing host: nothing to tell on one host (the entry point reports the error)."""
-
-    def __enter__(self) -> "Cluster":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None:
-            self.abort(exc)  # several hosts: never returns
-        else:
-            self.close()
-
-
-def _wire_dtype(a: np.ndarray) -> np.dtype:
-    return np.dtype(np.float32) if a.dtype == np.float32 else np.dtype(np.float64)
-
-
-def _out(original: np.ndarray, summed: np.ndarray) -> np.ndarray:
-    if original.dtype.kind in "biu":
-        return np.rint(summed).astype(np.int64)
-    return summed
 
 
 def _peer_error(failure: Failure) -> SmlocalError:
@@ -224,9 +56,6 @@ def _peer_error(failure: Failure) -> SmlocalError:
         if text.startswith(prefix):
             return cls(f"host {failure.host} failed: {text[len(prefix):]}")
     return AlgorithmError(f"host {failure.host} failed: {text}")
-
-
-# ------------------------------------------------------------------------------------------- several hosts
 
 
 def _die_with_parent(parent: int) -> None:
@@ -247,7 +76,7 @@ def serve_role() -> None:
 
 
 class DistCluster(Cluster):
-    """Several hosts: MXNet KVStore dist_sync, watched by ``cluster_monitor`` and a watchdog thread."""
+    """Several hosts: MXNet KVStore dist_sync, watched by the liveness monitor and a watchdog thread."""
 
     store_type = "dist_sync"
 
@@ -338,18 +167,18 @@ class DistCluster(Cluster):
 
     def allreduce_sum(self, array: Any) -> np.ndarray:
         a = np.asarray(array)
-        flat = np.ascontiguousarray(a, dtype=_wire_dtype(a)).reshape(-1)
+        flat = np.ascontiguousarray(a, dtype=wire_dtype(a)).reshape(-1)
         if flat.size == 0:
-            return _out(a, flat.reshape(a.shape).copy())
+            return from_wire(a, flat.reshape(a.shape).copy())
         with self._op("allreduce"):
             summed = self._pushpull(flat)
-        return _out(a, summed.reshape(a.shape))
+        return from_wire(a, summed.reshape(a.shape))
 
     def allgather(self, array: Any) -> np.ndarray:
         a = np.asarray(array)
-        stacked = np.zeros((self.size, *a.shape), dtype=_wire_dtype(a))
+        stacked = np.zeros((self.size, *a.shape), dtype=wire_dtype(a))
         stacked[self.rank] = a
-        return _out(a, self.allreduce_sum(stacked))
+        return from_wire(a, self.allreduce_sum(stacked))
 
     def gather_rows(self, array: Any) -> np.ndarray:
         a = np.asarray(array)
@@ -406,16 +235,10 @@ class DistCluster(Cluster):
                     time.sleep(1)
             return
         self._dying.set()
-        text = failure_text(exc)
-        try:
-            log.error(text)
-            if not isinstance(exc, SmlocalError):
-                log.error("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-            write_failure(self.failure_file, text)
-        except Exception:  # noqa: BLE001 - a full disk must not keep this process alive
-            pass
+        with contextlib.suppress(Exception):  # a broken log or disk must not keep this process alive
+            report(exc, self.failure_file)
         if self._client is not None and tell_others:
-            self._client.report_failure(text)
+            self._client.report_failure(failure_text(exc))
         if self._coordinator is not None:  # let it deliver the news before the process ends
             if self._client is not None:
                 self._client.close()

@@ -3,7 +3,8 @@
 Each algorithm declares its names, types, defaults (as the container's ``default-input.json`` strings),
 allowed values or ranges and whether ``auto`` is accepted. ``Schema.parse`` validates the
 ``hyperparameters.json`` strings and returns typed values; ``auto`` stays the string ``"auto"`` for the
-algorithm to resolve. Messages follow the built-ins' wording (spec §1.1, §5.2).
+algorithm to resolve. Messages use the AWS built-ins' own wording, as
+their training logs print it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The built-ins' log lines, so SageMaker's metric regexes match them (spec §1.4, §2.5, §5.3).
+"""The built-ins' report lines: logs and metric lines that SageMaker's metric regexes match.
+
+The regexes are the ones the service injects for the built-ins' objective metrics (SageMaker developer
+guide, "Define Metrics" and each algorithm's "Tune a ... Model" page), e.g. the one for ``test:msd``.
 
     [MM/DD/YYYY HH:MM:SS INFO <thread>] message
     #metrics {"StartTime": ..., "EndTime": ..., "Dimensions": {...}, "Metrics": {...}}

@@ -1,17 +1,16 @@
-"""The built-in k-means (``kmeans:1``): hyperparameters, the training job around the streaming core, logs.
+"""The k-means training job (``kmeans:1``): channels in, the streaming core, the shrink, logs and the model out.
 
 ``train(env)`` is what ``container/train`` calls for ``SMLOCAL_ALGORITHM=kmeans``. It reads the
 ``train`` channel (and ``test`` if given) through the data plane, runs the streaming math of
-``kmeans_streaming`` for ``epochs`` passes, shrinks the K = k * extra_center_factor centers to k, logs
-the built-in's lines (spec §1.4, §5.3) and writes ``model/model_<host>`` (spec §3.1). User mistakes
-raise ``CustomerError``; the entry point turns them into ``output/failure`` and exit code 2.
+``kmeans.streaming`` for ``epochs`` passes, shrinks the K = k * extra_center_factor centers to k, logs
+the lines the built-in logs (its ``#metrics``, ``#quality_metric``, progress and throughput lines, which
+SageMaker's metric regexes read) and writes ``model/model_<host>``: an MXNet NDArray list holding the
+(k, feature_dim) float32 centers, the built-in's model format. User mistakes raise ``CustomerError``;
+the entry point turns them into ``output/failure`` and exit code 2.
 """
 from __future__ import annotations
 
 import logging
-import os
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -19,11 +18,13 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.algorithms.cluster.kvstore import Cluster
-from smlocal.algorithms.common.hyperparameters import AUTO, Param, Schema, dimension_error
+from smlocal.algorithms.cluster import Cluster, join_cluster
+from smlocal.algorithms.common.hyperparameters import dimension_error
+from smlocal.algorithms.common.prefetch import Prefetch
+from smlocal.algorithms.common.reporting import Reporter
+from smlocal.algorithms.common.threads import limit_blas_threads, math_threads_beside_reader
+from smlocal.algorithms.kmeans.config import KMeansConfig, configure
 from smlocal.algorithms.kmeans.streaming import (
-    KMEANS_PP,
-    RANDOM,
     Reduction,
     StreamingKMeans,
     init_centers,
@@ -31,108 +32,13 @@ from smlocal.algorithms.kmeans.streaming import (
     squared_distances,
     on_device,
 )
-from smlocal.algorithms.common.reporting import Reporter
 from smlocal.logs import apply_log_level
 from smlocal.arrays import ArrayModule, nvidia_smi_count, select_array_module
 from smlocal.environment import TrainingEnv
 from smlocal.errors import CustomerError
 
 ALGORITHM = "AWS/KMeansWebscale"
-AUTO_EXTRA_CENTER_FACTOR = 10  # LOG-KM21: "'extra_center_factor' was set to 'auto', evaluated to 10."
-AUTO_LOCAL_LLOYD_TRIALS = 10  # LOG-KM19/21: attempts #0..#9
 SEED = 0  # fixed: the same input gives the same model
-PREFETCH_DEPTH = 4  # batches parsed ahead of the math, on a reader thread
-
-# Order: required first (the missing-names message lists 'k', 'feature_dim'), then default-input.json's.
-SCHEMA = Schema("kmeans", [
-    Param("k", "int", minimum=2),
-    Param("feature_dim", "int", minimum=1),
-    Param("init_method", "str", "random", choices=(RANDOM, KMEANS_PP)),
-    Param("mini_batch_size", "int", "5000", minimum=1),
-    Param("epochs", "int", "1", minimum=1),
-    Param("extra_center_factor", "int", AUTO, minimum=1, auto=True),
-    Param("local_lloyd_max_iter", "int", "300", minimum=1),
-    Param("local_lloyd_tol", "float", "0.0001", minimum=0, maximum=1),
-    Param("local_lloyd_init_method", "str", "kmeans++", choices=(RANDOM, KMEANS_PP)),
-    Param("local_lloyd_num_trials", "int", AUTO, minimum=1, auto=True),
-    Param("half_life_time_size", "int", "0", minimum=0),
-    Param("eval_metrics", "list", '["msd"]', choices=("msd", "ssd")),
-    Param("force_dense", "bool", "true"),
-    Param("_disable_wait_to_read", "bool", "false"),
-    Param("_enable_profiler", "bool", "false"),
-    Param("_kvstore", "str", AUTO,
-          choices=(AUTO, "local", "device", "dist_sync", "dist_device_sync", "dist_async")),
-    Param("_log_level", "str", "info"),
-    Param("_num_gpus", "int", AUTO, minimum=0, auto=True),
-    Param("_num_kv_servers", "int", "1", minimum=1),
-    Param("_num_slices", "int", "1", minimum=1),
-    Param("_tuning_objective_metric", "str", ""),
-])
-
-
-@dataclass(frozen=True)
-class KMeansConfig:
-    """Typed, resolved hyperparameters (``auto`` replaced by what the built-in evaluates it to)."""
-
-    k: int
-    feature_dim: int
-    mini_batch_size: int = 5000
-    epochs: int = 1
-    init_method: str = RANDOM
-    extra_center_factor: int = AUTO_EXTRA_CENTER_FACTOR
-    local_lloyd_max_iter: int = 300
-    local_lloyd_tol: float = 1e-4
-    local_lloyd_init_method: str = KMEANS_PP
-    local_lloyd_num_trials: int = AUTO_LOCAL_LLOYD_TRIALS
-    half_life_time_size: int = 0
-    eval_metrics: tuple[str, ...] = ("msd",)
-    force_dense: bool = True
-    num_gpus: int | str = AUTO
-    log_level: str = "info"
-
-    @property
-    def num_centers(self) -> int:
-        """K, the number of streaming centers (before capping by the data available)."""
-        return self.k * self.extra_center_factor
-
-
-def resolve_config(values: dict[str, Any]) -> KMeansConfig:
-    """``SCHEMA.parse`` output -> ``KMeansConfig``, resolving ``auto`` as the built-in does."""
-    factor = values["extra_center_factor"]
-    trials = values["local_lloyd_num_trials"]
-    return KMeansConfig(
-        k=values["k"],
-        feature_dim=values["feature_dim"],
-        mini_batch_size=values["mini_batch_size"],
-        epochs=values["epochs"],
-        init_method=values["init_method"],
-        extra_center_factor=AUTO_EXTRA_CENTER_FACTOR if factor == AUTO else factor,
-        local_lloyd_max_iter=values["local_lloyd_max_iter"],
-        local_lloyd_tol=values["local_lloyd_tol"],
-        local_lloyd_init_method=values["local_lloyd_init_method"],
-        local_lloyd_num_trials=AUTO_LOCAL_LLOYD_TRIALS if trials == AUTO else trials,
-        half_life_time_size=values["half_life_time_size"],
-        eval_metrics=tuple(dict.fromkeys(values["eval_metrics"])),
-        force_dense=values["force_dense"],
-        num_gpus=values["_num_gpus"],
-        log_level=values["_log_level"],
-    )
-
-
-def configure(env: TrainingEnv, log: logging.Logger) -> KMeansConfig:
-    """Log the three configuration lines of the built-ins and return the validated configuration."""
-    defaults = SCHEMA.defaults()
-    provided = dict(env.hyperparameters)
-    log.info(f"Reading default configuration from {__name__} (default-input.json): {defaults}")
-    log.info(f"Merging with provided configuration from {env.paths.config_dir / 'hyperparameters.json'}: "
-             f"{provided}")
-    values = SCHEMA.parse(provided)
-    log.info(f"Final configuration: {({**defaults, **provided})}")
-    cfg = resolve_config(values)
-    for name in ("extra_center_factor", "local_lloyd_num_trials"):
-        if values[name] == AUTO:
-            log.info(f"'{name}' was set to 'auto', evaluated to {getattr(cfg, name)}.")
-    return cfg
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -151,61 +57,6 @@ def _features(batch: Any, channel: str, feature_dim: int) -> Any:
         got = features.shape[1] if features.ndim == 2 else features.shape[-1]
         raise dimension_error(channel, feature_dim, got)
     return features
-
-
-class _Prefetch:
-    """Iterate ``source`` on a reader thread, ``depth`` items ahead, so parsing overlaps the math.
-
-    The reader's exception is re-raised in the consumer at the point the item would have arrived.
-    ``close`` stops the reader (it never blocks forever on a full queue).
-    """
-
-    _DONE = object()
-
-    def __init__(self, source: Iterable, depth: int = PREFETCH_DEPTH):
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(iter(source),), daemon=True,
-                                        name="smlocal-prefetch")
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, source: Iterator) -> None:
-        try:
-            for item in source:
-                if not self._put((item, None)):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-            self._put((self._DONE, exc))
-            return
-        self._put((self._DONE, None))
-
-    def __iter__(self) -> Iterator:
-        while True:
-            item, exc = self._queue.get()
-            if exc is not None:
-                raise exc
-            if item is self._DONE:
-                return
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> "_Prefetch":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @dataclass
@@ -262,19 +113,6 @@ class FitResult:
     epochs_ms: float  # time of the passes over the data
 
 
-def _math_threads() -> int:
-    """BLAS threads for the per-batch products: every core but one, which the reader thread parses on.
-
-    The products per mini-batch are small; on a 2-core host one BLAS thread beside the reader is
-    measurably faster than two threads fighting it.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
-
-
 def fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporter,
         cluster: Cluster | None = None) -> FitResult:
     """Stream ``epochs`` passes of ``channel`` through the streaming k-means, then shrink to k centers.
@@ -282,75 +120,116 @@ def fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporter
     With several hosts (``cluster``) each streams its own shard; their states are merged before the
     shrink, which the first host runs and shares.
     """
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
-    with threadpool_limits(limits=_math_threads(), user_api="blas"):
+    with limit_blas_threads(math_threads_beside_reader()):
         return _fit(cfg, channel, arrays, reporter, cluster or Cluster())
 
 
 def _fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporter, cluster: Cluster) -> FitResult:
+    """Init from the first mini-batch, ``epochs`` streaming passes, then the shrink to k centers."""
     log = reporter.log
     stats = _IterStats()
     t0 = time.time()
-    with _Prefetch(channel.batches(cfg.mini_batch_size, 0)) as first_epoch:
+    with Prefetch(channel.batches(cfg.mini_batch_size, 0)) as first_epoch:
         batches = iter(first_epoch)
-        # Init: the first mini-batch (more only if it holds fewer rows than K, e.g. a tiny batch size).
-        head: list = []
-        rows = 0
-        for batch in batches:
-            features = _features(batch, "train", cfg.feature_dim)
-            if features.shape[0] == 0:
-                continue
-            head.append(features)
-            rows += features.shape[0]
-            stats.add(features.shape[0])
-            if rows >= cfg.num_centers:
-                break
-        if rows == 0:
-            raise CustomerError("No training data found in channel 'train': it holds no records. "
-                                "Please provide a non-empty train dataset.")
-        if rows < cfg.k and cluster.size == 1:  # several hosts: checked on the merged states
-            raise CustomerError(
-                f"The value of k hyperparameter '{cfg.k}' is larger than the number of records in the train "
-                f"dataset '{rows}'. Please set k to at most the number of training records."
-            )
-        if rows < cfg.mini_batch_size:
-            log.info(f"Batch size {cfg.mini_batch_size} is bigger than the first batch data. "
-                     f"Effective batch size used to initialize is {rows}")
-        num_centers = min(cfg.num_centers, rows)
-        init_data = _stack(head)
-        if cfg.force_dense and sp.issparse(init_data):
-            init_data = init_data.toarray()
-        state = StreamingKMeans.start(init_centers(init_data, num_centers, cfg.init_method, SEED), arrays,
-                                      cfg.half_life_time_size, shift=not sp.issparse(init_data))
-        log.info("number of center slices 1")
+        head, rows = _read_head(batches, cfg, stats)
+        _check_head(rows, cfg, cluster, log)
+        state = _start(head, rows, cfg, arrays, log)
         reporter.metrics(stats.metrics(), t0, Meta="init_train_data_iter")
         init_ms = (time.time() - t0) * 1000
+        update_s, records, epochs_ms = _stream_epochs(state, head, batches, channel, cfg, arrays, reporter, stats)
 
-        update_s = 0.0
-        epochs_start = time.time()
-        records = 0
-        for epoch in range(cfg.epochs):
-            epoch_start = time.time()
-            state.reset_epoch()
-            if epoch == 0:
-                stream = _chain(head, (_features(b, "train", cfg.feature_dim) for b in batches), stats)
-                update_s += _consume(state, stream, cfg, arrays)
-            else:
-                stats.reset()
-                with _Prefetch(channel.batches(cfg.mini_batch_size, epoch)) as later:
-                    stream = _chain([], (_features(b, "train", cfg.feature_dim) for b in later), stats)
-                    update_s += _consume(state, stream, cfg, arrays)
-            records += state.rows
-            elapsed = time.time() - epoch_start
-            log.info(f"processed a total of {state.rows} examples")
-            reporter.metrics(stats.metrics(), epoch_start, epoch=epoch, Meta="training_data_iter")
-            reporter.progress(round(100.0 * (epoch + 1) / cfg.epochs, 2))
-            reporter.throughput(round(state.rows / max(elapsed, 1e-9), 2))
-        epochs_ms = (time.time() - epochs_start) * 1000
-
-    # Finalize: shrink the K weighted centers into k by weighted local Lloyd, best of the trials.
     finalize_start = time.time()
+    reduction, within, weight = _shrink(state, cfg, cluster, log)
+    shrink_ms = (time.time() - finalize_start) * 1000
+    # Train msd without another pass over the data (Pipe mode cannot re-read): every streaming center
+    # is the weighted mean of the points it took, so the cost of the final centers over that partition
+    # is the points' scatter around their streaming center plus the shrink's weighted msd.
+    train_msd = within / max(weight, 1e-300) + reduction.msd
+    timers = {"initialize.time": init_ms, "update.time": update_s * 1000, "_shrink.time": shrink_ms,
+              "finalize.time": (time.time() - finalize_start) * 1000}
+    return FitResult(reduction.centers, train_msd, records, timers, epochs_ms)
+
+
+def _read_head(batches: Iterator, cfg: KMeansConfig, stats: _IterStats) -> tuple[list, int]:
+    """The init data: the first mini-batch (more only if it holds fewer rows than K, e.g. a tiny batch size)."""
+    head: list = []
+    rows = 0
+    for batch in batches:
+        features = _features(batch, "train", cfg.feature_dim)
+        if features.shape[0] == 0:
+            continue
+        head.append(features)
+        rows += features.shape[0]
+        stats.add(features.shape[0])
+        if rows >= cfg.num_centers:
+            break
+    return head, rows
+
+
+def _check_head(rows: int, cfg: KMeansConfig, cluster: Cluster, log: logging.Logger) -> None:
+    """Reject an empty train channel or one host's data smaller than k; log an init batch cut short."""
+    if rows == 0:
+        raise CustomerError("No training data found in channel 'train': it holds no records. "
+                            "Please provide a non-empty train dataset.")
+    if rows < cfg.k and cluster.size == 1:  # several hosts: checked on the merged states
+        raise CustomerError(
+            f"The value of k hyperparameter '{cfg.k}' is larger than the number of records in the train "
+            f"dataset '{rows}'. Please set k to at most the number of training records."
+        )
+    if rows < cfg.mini_batch_size:
+        log.info(f"Batch size {cfg.mini_batch_size} is bigger than the first batch data. "
+                 f"Effective batch size used to initialize is {rows}")
+
+
+def _start(head: list, rows: int, cfg: KMeansConfig, arrays: ArrayModule, log: logging.Logger) -> StreamingKMeans:
+    """The streaming state, its K centers (at most one per row read) drawn from the init data."""
+    num_centers = min(cfg.num_centers, rows)
+    init_data = _stack(head)
+    if cfg.force_dense and sp.issparse(init_data):
+        init_data = init_data.toarray()
+    state = StreamingKMeans.start(init_centers(init_data, num_centers, cfg.init_method, SEED), arrays,
+                                  cfg.half_life_time_size, shift=not sp.issparse(init_data))
+    log.info("number of center slices 1")
+    return state
+
+
+def _stream_epochs(state: StreamingKMeans, head: list, batches: Iterator, channel: Any, cfg: KMeansConfig,
+                   arrays: ArrayModule, reporter: Reporter, stats: _IterStats) -> tuple[float, int, float]:
+    """Every pass over the train channel; returns the seconds in the math, the rows and the passes' ms.
+
+    The first pass continues the init's reader (``batches``) after the ``head`` it read; each later pass
+    opens the channel again on a reader of its own.
+    """
+    update_s = 0.0
+    epochs_start = time.time()
+    records = 0
+    for epoch in range(cfg.epochs):
+        epoch_start = time.time()
+        state.reset_epoch()
+        if epoch == 0:
+            stream = _chain(head, (_features(b, "train", cfg.feature_dim) for b in batches), stats)
+            update_s += _consume(state, stream, cfg, arrays)
+        else:
+            stats.reset()
+            with Prefetch(channel.batches(cfg.mini_batch_size, epoch)) as later:
+                stream = _chain([], (_features(b, "train", cfg.feature_dim) for b in later), stats)
+                update_s += _consume(state, stream, cfg, arrays)
+        records += state.rows
+        elapsed = time.time() - epoch_start
+        reporter.log.info(f"processed a total of {state.rows} examples")
+        reporter.metrics(stats.metrics(), epoch_start, epoch=epoch, Meta="training_data_iter")
+        reporter.progress(round(100.0 * (epoch + 1) / cfg.epochs, 2))
+        reporter.throughput(round(state.rows / max(elapsed, 1e-9), 2))
+    return update_s, records, (time.time() - epochs_start) * 1000
+
+
+def _shrink(state: StreamingKMeans, cfg: KMeansConfig, cluster: Cluster,
+            log: logging.Logger) -> tuple[Reduction, float, float]:
+    """Shrink the K weighted centers into k by weighted local Lloyd, best of the trials.
+
+    Returns the reduction, the points' scatter around their streaming centers and the centers' total
+    weight (over every host's states when there are several).
+    """
     centers, counts = state.host_state()
     within = state.within_ssd()
     if cluster.size > 1:
@@ -368,14 +247,7 @@ def _fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporte
         shared = cluster.broadcast(np.vstack([reduction.centers, np.full((1, state.dim), reduction.msd)]))
         reduction = Reduction(shared[:cfg.k].astype(np.float32), float(shared[cfg.k, 0]), reduction.attempts)
     log.info(f"finished shrinking process. Mean Square Distance = {reduction.msd:g}")
-    shrink_ms = (time.time() - finalize_start) * 1000
-    # Train msd without another pass over the data (Pipe mode cannot re-read): every streaming center
-    # is the weighted mean of the points it took, so the cost of the final centers over that partition
-    # is the points' scatter around their streaming center plus the shrink's weighted msd.
-    train_msd = within / max(float(counts.sum()), 1e-300) + reduction.msd
-    timers = {"initialize.time": init_ms, "update.time": update_s * 1000, "_shrink.time": shrink_ms,
-              "finalize.time": (time.time() - finalize_start) * 1000}
-    return FitResult(reduction.centers, train_msd, records, timers, epochs_ms)
+    return reduction, within, float(counts.sum())
 
 
 def _merge_states(cluster: Cluster, centers: np.ndarray, counts: np.ndarray, within: float, rows: int, k: int,
@@ -421,7 +293,7 @@ def evaluate(centers: np.ndarray, channel: Any, cfg: KMeansConfig, arrays: Array
     stats = _IterStats()
     start = time.time()
     ssd, rows = 0.0, 0
-    with _Prefetch(channel.batches(cfg.mini_batch_size, 0)) as batches:
+    with Prefetch(channel.batches(cfg.mini_batch_size, 0)) as batches:
         for batch in batches:
             features = _features(batch, "test", cfg.feature_dim)
             if features.shape[0] == 0:
@@ -453,7 +325,7 @@ def train(env: TrainingEnv) -> None:
     log = reporter.log
     cfg = configure(env, log)
     apply_log_level(log, cfg.log_level)
-    with Cluster.from_env(env) as cluster:  # several hosts: the KVStore; a failure here ends every host
+    with join_cluster(env) as cluster:  # several hosts: the KVStore; a failure here ends every host
         _train(env, cfg, cluster, reporter, start)
 
 

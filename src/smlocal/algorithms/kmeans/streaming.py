@@ -1,4 +1,7 @@
-"""The pure math of web-scale streaming k-means (spec §1.3), free of I/O and logging.
+"""The pure math of web-scale streaming k-means, free of I/O and logging.
+
+The algorithm is the one the SageMaker developer guide page "How K-Means Clustering Works" describes: a
+modified web-scale (mini-batch) k-means after D. Sculley, "Web-Scale K-Means Clustering" (WWW 2010).
 
 Three steps, each testable on arrays alone:
 

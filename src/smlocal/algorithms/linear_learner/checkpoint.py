@@ -1,4 +1,7 @@
-"""Training state in ``/opt/ml/checkpoints`` (spot training, spec §2.3 step 6).
+"""Linear learner's training state in ``/opt/ml/checkpoints``, for resuming an interrupted job.
+
+The built-in supports checkpoints for managed spot training (SageMaker developer guide, "Linear
+Learner Algorithm"): SageMaker copies ``/opt/ml/checkpoints`` to S3 and back when a job restarts.
 
 After every epoch the whole state (all models' parameters, optimizer moments, scaler, per-model
 hyperparameters, early-stopping state, best model so far) is written as one ``.npz`` file, atomically
@@ -13,6 +16,7 @@ import hashlib
 import io
 import json
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,6 +37,19 @@ def fingerprint(hyperparameters: Mapping[str, str]) -> str:
     text = json.dumps({str(k): str(v) for k, v in hyperparameters.items() if k not in NOT_IDENTIFYING},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where a job's state is saved, whether saving is on, and the job's ``fingerprint``."""
+
+    directory: Path
+    enabled: bool  # the directory exists, i.e. the job was given a checkpoint location
+    job_id: str
+
+    @classmethod
+    def for_job(cls, directory: Path, hyperparameters: Mapping[str, str]) -> "Checkpoints":
+        return cls(directory, directory.is_dir(), fingerprint(hyperparameters))
 
 
 def state_path(directory: Path) -> Path:

@@ -1,6 +1,8 @@
-"""Linear learner hyperparameters: the schema (spec §2.1) and the resolution of ``auto`` values.
+"""Linear learner hyperparameters: the schema and the resolution of ``auto`` values.
 
-``SCHEMA`` holds every name the built-in accepts with its ``default-input.json`` string. ``resolve``
+``SCHEMA`` holds every name the built-in accepts with its ``default-input.json`` string (the defaults
+its training logs print; the names and valid values are those of the SageMaker developer guide page
+"Linear Learner Hyperparameters", the SDK's ``LinearLearner`` estimator and SageMaker Spark). ``resolve``
 turns the parsed values into an ``LLConfig`` with every data-independent ``auto`` decided; the ones that
 need data (``positive_example_weight_mult`` = auto/balanced, the scaler's shift for sparse data) are
 left to the trainer.
@@ -20,7 +22,8 @@ PREDICTOR_TYPES = (BINARY, MULTICLASS, REGRESSOR)
 
 LOSSES = ("logistic", "squared_loss", "absolute_loss", "hinge_loss", "eps_insensitive_squared_loss",
           "eps_insensitive_absolute_loss", "quantile_loss", "huber_loss", "softmax_loss")
-# which losses each predictor type trains with (DG/ll_hyperparameters), the first is what auto means
+# which losses each predictor type trains with (SageMaker developer guide, "Linear Learner Hyperparameters");
+# the first is what auto means
 LOSSES_FOR = {
     BINARY: ("logistic", "hinge_loss"),
     MULTICLASS: ("softmax_loss",),
@@ -30,7 +33,8 @@ LOSSES_FOR = {
 CRITERIA = ("accuracy", "f_beta", "f1", "precision_at_target_recall", "recall_at_target_precision",
             "loss_function", "cross_entropy_loss")
 
-# the concrete values behind "auto" (DG-old@8cce6ed and the "given" model of LOG-LLbin, spec §2.1)
+# the concrete values behind "auto": the defaults the first (2017) developer guide listed before they became
+# "auto", which match the hyperparameters a real binary-classifier training log prints for its given model
 AUTO_VALUES = {
     "optimizer": "adam", "learning_rate": 0.1, "wd": 0.0001, "l1": 0.0, "momentum": 0.0, "beta_1": 0.9,
     "beta_2": 0.999, "bias_lr_mult": 10.0, "bias_wd_mult": 0.0, "lr_scheduler_step": 100,
@@ -166,6 +170,13 @@ def _auto(values: Mapping[str, Any], name: str) -> Any:
 def resolve(given: Mapping[str, str]) -> LLConfig:
     """Validate ``hyperparameters.json`` (all strings) and resolve every data-independent ``auto``."""
     values = SCHEMA.parse(given)
+    return LLConfig(**_problem(values, given), **_optimizer(values), **_initialization(values),
+                    **_selection(values), **_scaling(values), **_loss_parameters(values),
+                    num_gpus=values["_num_gpus"], log_level=values["_log_level"], given=frozenset(given))
+
+
+def _problem(values: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, Any]:
+    """The predictor type, its outputs and its loss: checked against each other."""
     predictor = values["predictor_type"]
     num_classes = values["num_classes"]
     if predictor == MULTICLASS:
@@ -184,63 +195,62 @@ def resolve(given: Mapping[str, str]) -> LLConfig:
     elif loss not in LOSSES_FOR[predictor]:
         allowed = ", ".join(f"'{x}'" for x in ("auto",) + LOSSES_FOR[predictor])
         raise invalid("loss", loss, f"one of the following: {allowed} when predictor_type is '{predictor}'")
+    return {"predictor_type": predictor, "num_classes": num_classes, "feature_dim": values["feature_dim"],
+            "mini_batch_size": values["mini_batch_size"], "epochs": values["epochs"], "loss": loss}
+
+
+def _optimizer(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The optimizer and its learning-rate schedule, ``auto`` -> ``AUTO_VALUES``."""
+    floats = ("learning_rate", "wd", "l1", "momentum", "beta_1", "beta_2", "bias_lr_mult", "bias_wd_mult")
+    return {"optimizer": _auto(values, "optimizer"),
+            **{name: float(_auto(values, name)) for name in floats},
+            "use_lr_scheduler": values["use_lr_scheduler"],
+            "lr_scheduler_step": int(_auto(values, "lr_scheduler_step")),
+            "lr_scheduler_factor": float(_auto(values, "lr_scheduler_factor")),
+            "lr_scheduler_minimum_lr": float(_auto(values, "lr_scheduler_minimum_lr"))}
+
+
+def _initialization(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {"init_method": values["init_method"], "init_scale": float(values["init_scale"]),
+            "init_sigma": float(values["init_sigma"]), "init_bias": float(values["init_bias"]),
+            "use_bias": values["use_bias"]}
+
+
+def _selection(values: Mapping[str, Any]) -> dict[str, Any]:
+    """How many models train, how the best one is chosen and calibrated, and when training stops."""
     pew = values["positive_example_weight_mult"]
-    use_bias = values["use_bias"]
-    is_reg = predictor == REGRESSOR
-    normalize_label = values["normalize_label"]
+    return {"num_models": int(_auto(values, "num_models")),
+            "num_calibration_samples": values["num_calibration_samples"],
+            "criteria": values["binary_classifier_model_selection_criteria"],
+            "target_recall": float(values["target_recall"]),
+            "target_precision": float(values["target_precision"]),
+            "positive_example_weight_mult": pew if isinstance(pew, str) else float(pew),
+            "early_stopping_patience": values["early_stopping_patience"],
+            "early_stopping_tolerance": float(values["early_stopping_tolerance"]),
+            "balance_multiclass_weights": values["balance_multiclass_weights"]}
+
+
+def _scaling(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The scaler's switches; ``unbias_data`` = auto needs the data and stays ``"auto"``."""
+    is_reg = values["predictor_type"] == REGRESSOR
+    normalize_data, normalize_label = values["normalize_data"], values["normalize_label"]
     unbias_label = values["unbias_label"]
-    normalize_data = values["normalize_data"]
-    return LLConfig(
-        predictor_type=predictor,
-        num_classes=num_classes,
-        feature_dim=values["feature_dim"],
-        mini_batch_size=values["mini_batch_size"],
-        epochs=values["epochs"],
-        loss=loss,
-        optimizer=_auto(values, "optimizer"),
-        learning_rate=float(_auto(values, "learning_rate")),
-        wd=float(_auto(values, "wd")),
-        l1=float(_auto(values, "l1")),
-        momentum=float(_auto(values, "momentum")),
-        beta_1=float(_auto(values, "beta_1")),
-        beta_2=float(_auto(values, "beta_2")),
-        bias_lr_mult=float(_auto(values, "bias_lr_mult")),
-        bias_wd_mult=float(_auto(values, "bias_wd_mult")),
-        use_lr_scheduler=values["use_lr_scheduler"],
-        lr_scheduler_step=int(_auto(values, "lr_scheduler_step")),
-        lr_scheduler_factor=float(_auto(values, "lr_scheduler_factor")),
-        lr_scheduler_minimum_lr=float(_auto(values, "lr_scheduler_minimum_lr")),
-        init_method=values["init_method"],
-        init_scale=float(values["init_scale"]),
-        init_sigma=float(values["init_sigma"]),
-        init_bias=float(values["init_bias"]),
-        use_bias=use_bias,
-        num_models=int(_auto(values, "num_models")),
-        num_calibration_samples=values["num_calibration_samples"],
-        criteria=values["binary_classifier_model_selection_criteria"],
-        target_recall=float(values["target_recall"]),
-        target_precision=float(values["target_precision"]),
-        positive_example_weight_mult=pew if isinstance(pew, str) else float(pew),
+    return {
         # normalize_data "auto" means the documented auto normalization, i.e. on
-        normalize_data=True if normalize_data == AUTO else normalize_data,
-        # label scaling is for regression only; classification ignores it (DG/ll_hyperparameters)
-        normalize_label=is_reg and (normalize_label is True or normalize_label == AUTO),
-        unbias_data=values["unbias_data"],
-        unbias_label=is_reg and (unbias_label is True or (unbias_label == AUTO and use_bias)),
-        num_point_for_scaler=values["num_point_for_scaler"],
-        early_stopping_patience=values["early_stopping_patience"],
-        early_stopping_tolerance=float(values["early_stopping_tolerance"]),
-        margin=float(values["margin"]),
-        quantile=float(values["quantile"]),
-        loss_insensitivity=float(values["loss_insensitivity"]),
-        huber_delta=float(values["huber_delta"]),
-        accuracy_top_k=values["accuracy_top_k"],
-        f_beta=float(values["f_beta"]),
-        balance_multiclass_weights=values["balance_multiclass_weights"],
-        num_gpus=values["_num_gpus"],
-        log_level=values["_log_level"],
-        given=frozenset(given),
-    )
+        "normalize_data": True if normalize_data == AUTO else normalize_data,
+        # label scaling is for regression only; classification ignores it (SageMaker developer guide,
+        # "Linear Learner Hyperparameters")
+        "normalize_label": is_reg and (normalize_label is True or normalize_label == AUTO),
+        "unbias_data": values["unbias_data"],
+        "unbias_label": is_reg and (unbias_label is True or (unbias_label == AUTO and values["use_bias"])),
+        "num_point_for_scaler": values["num_point_for_scaler"],
+    }
+
+
+def _loss_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The losses' own parameters and those of the final metrics."""
+    floats = ("margin", "quantile", "loss_insensitivity", "huber_delta", "f_beta")
+    return {**{name: float(values[name]) for name in floats}, "accuracy_top_k": values["accuracy_top_k"]}
 
 
 def parsed_values(given: Mapping[str, str]) -> dict[str, Any]:

@@ -178,7 +178,8 @@ def make_loss(name: str, *, margin: float = 1.0, quantile: float = 0.5, loss_ins
 
 
 def objective_name(predictor_type: str, loss: str) -> str:
-    """The ``<objective>`` of the ``train_<objective>`` metric lines (spec §2.5)."""
+    """The ``<objective>`` of the ``train_<objective>`` metric lines: the names the built-in logs, which
+    SageMaker's objective_loss metric regexes match as ``<split> ..._objective``."""
     if loss == "logistic":
         return "binary_classification_cross_entropy_objective"
     if loss == "softmax_loss":

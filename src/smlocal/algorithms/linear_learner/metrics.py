@@ -1,4 +1,4 @@
-"""The final validation/test metrics of the chosen model, named as the built-in names them (spec §2.5).
+"""The final validation/test metrics of the chosen model, named as the built-in's logs name them.
 
 Each function returns ``[(name, value, kind)]`` in the built-in's order, ``kind`` being ``"loss"`` or
 ``"score"`` (the ``<loss>``/``<score>`` tag of the ``#quality_metric`` lines). scikit-learn computes

@@ -1,7 +1,8 @@
 """The linear learner's scaler: feature/label mean and std from the first ``num_point_for_scaler`` rows.
 
 Training sees ``x_n = (x - mean) / std`` and (regression) ``y_n = (y - label_mean) / label_std``. The
-saved model must act on raw features and give raw label units (spec §2.3 step 5), so ``fold`` turns
+saved model must act on raw features and give raw label units (the built-in's saved models hold no
+normalisation: a real regressor's bias is in the label's units), so ``fold`` turns
 the normalised-space parameters into raw-space ones:
 
     w_raw = w * label_std / std

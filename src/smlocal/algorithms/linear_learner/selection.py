@@ -1,6 +1,6 @@
 """Model selection: binary decision thresholds, the per-epoch selection criterion, early stopping.
 
-``binary_classifier_model_selection_criteria`` (spec §2.1, §2.3 step 4):
+``binary_classifier_model_selection_criteria`` (SageMaker developer guide, "Linear Learner Hyperparameters"):
 
 - ``accuracy``, ``f_beta`` (``f1`` = beta 1), ``precision_at_target_recall`` and
   ``recall_at_target_precision`` pick the decision threshold that maximises them;
@@ -42,7 +42,8 @@ class Criterion:
 
 def criterion_for(predictor_type: str, criteria: str, objective: str, *, loss: str = "logistic",
                   beta: float = 1.0, target_recall: float = 0.8, target_precision: float = 0.8) -> Criterion:
-    """Regressors and multiclass classifiers are ranked by their objective loss (spec §2.3 step 4)."""
+    """Regressors and multiclass classifiers are ranked by their objective loss (the criteria apply to
+    binary classifiers only, SageMaker developer guide, "Linear Learner Hyperparameters")."""
     if predictor_type != "binary_classifier" or criteria == "loss_function" or (
             criteria == "cross_entropy_loss" and loss == "logistic"):
         return Criterion(objective, False, "objective")

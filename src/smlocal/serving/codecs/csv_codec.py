@@ -1,4 +1,7 @@
-"""``text/csv``: one record per line, features only, no header (spec §4.2); CSV responses."""
+"""``text/csv``: one record per line, features only, no header; CSV responses.
+
+The request shape is SageMaker developer guide, "Common Data Formats for Inference".
+"""
 from __future__ import annotations
 
 import numpy as np

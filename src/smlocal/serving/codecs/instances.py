@@ -1,4 +1,6 @@
-"""The three JSON instance shapes shared by ``application/json`` and ``application/jsonlines`` (§4.2).
+"""The three JSON instance shapes shared by ``application/json`` and ``application/jsonlines``.
+
+They are the request shapes of SageMaker developer guide, "Common Data Formats for Inference":
 
     {"features": [1.5, 16.0, 14.0]}
     {"data": {"features": {"values": [1.5, 16.0, 14.0]}}}

@@ -1,7 +1,8 @@
 """``application/x-recordio-protobuf``: RecordIO-framed ``aialgs.data.Record``s, dense or sparse.
 
 Responses: one Record per input row whose ``label`` map holds the output columns as float32 tensors
-(spec §4.3), exactly what the SDK's ``RecordDeserializer`` reads back.
+(SageMaker developer guide, "Common Data Formats for Inference"), exactly what the SDK's
+``RecordDeserializer`` reads back.
 """
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+"""The hyperparameter schema: defaults, types, SDK booleans, and the built-ins' error messages."""
 from __future__ import annotations
 
 import pytest

@@ -1,3 +1,4 @@
+"""Metric and log lines in the formats SageMaker's regexes parse."""
 from __future__ import annotations
 
 import io
@@ -8,7 +9,8 @@ import re
 from smlocal.algorithms.common.reporting import Reporter
 from smlocal.logs import setup_logging
 
-# the metric definitions SageMaker injects (spec §1.4, §2.5)
+# the metric regexes of the built-ins' tuning metrics (SageMaker developer guide, "Tune a K-Means Model" and
+# "Tune a Linear Learner Model")
 TEST_MSD = re.compile(r"#quality_metric: host=\S+, test msd <loss>=(\S+)")
 TRAIN_OBJECTIVE = re.compile(r"#quality_metric: host=\S+, epoch=\S+, train \S+_objective <loss>=(\S+)")
 THROUGHPUT = re.compile(r"#throughput_metric: host=\S+, train throughput=(\S+) records/second")

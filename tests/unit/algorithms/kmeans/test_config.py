@@ -1,4 +1,5 @@
-"""k-means hyperparameters (spec §1.1): names, container defaults, validation messages, ``auto``."""
+"""k-means hyperparameters ("K-Means Hyperparameters" in the SageMaker developer guide): names, container
+defaults, validation messages, ``auto``."""
 from __future__ import annotations
 
 import json
@@ -6,11 +7,11 @@ import logging
 
 import pytest
 
-from smlocal.algorithms.kmeans.job import SCHEMA, KMeansConfig, configure, resolve_config
+from smlocal.algorithms.kmeans.config import SCHEMA, KMeansConfig, configure, resolve_config
 from smlocal.environment import ChannelConfig, Paths, ResourceConfig, TrainingEnv
 from smlocal.errors import CustomerError
 
-# the container's default-input.json as the built-in logs it (LOG-KM21, spec §1.1)
+# the container's default-input.json as the built-in logs it (a real k-means training log of 2021)
 DEFAULT_INPUT = (
     "{'init_method': 'random', 'mini_batch_size': '5000', 'epochs': '1', 'extra_center_factor': 'auto', "
     "'local_lloyd_max_iter': '300', 'local_lloyd_tol': '0.0001', 'local_lloyd_init_method': 'kmeans++', "

@@ -1,4 +1,4 @@
-"""The streaming k-means math (spec §1.3) on plain arrays: update rule, decay, sparse input, shrink."""
+"""The streaming k-means math on plain arrays: update rule, decay, sparse input, shrink."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +18,7 @@ from smlocal.algorithms.kmeans.streaming import (
     on_device,
 )
 from smlocal.arrays import CPU, ArrayModule
+from tests.datasets import blobs, blobs_with_labels
 
 
 def brute_nearest(X, C):
@@ -26,7 +27,7 @@ def brute_nearest(X, C):
 
 
 def reference_update(centers, counts, X, half_life=0):
-    """The spec's rule written out one center at a time (the slow, obvious version)."""
+    """The developer guide's update rule written out one center at a time (the slow, obvious version)."""
     labels, _ = brute_nearest(X, centers)
     centers = centers.astype(np.float64).copy()
     counts = counts.astype(np.float64).copy()
@@ -40,13 +41,6 @@ def reference_update(centers, counts, X, half_life=0):
         centers[j] = (1 - p) * centers[j] + p * mine.mean(0)
         counts[j] += len(mine)
     return centers, counts
-
-
-def blobs(n, centers, std, seed):
-    rng = np.random.default_rng(seed)
-    centers = np.asarray(centers, dtype=np.float64)
-    which = rng.integers(0, len(centers), n)
-    return (centers[which] + rng.normal(0, std, (n, centers.shape[1]))).astype(np.float32), which
 
 
 def test_nearest_and_center_sums_match_brute_force():
@@ -78,7 +72,7 @@ def test_one_hot_sums_match_the_indicator_product(monkeypatch):
 def test_gpu_branch_takes_the_same_steps(sparse):
     """The GPU's choices (one-hot sums, whole-batch scoring) run here on numpy arrays: same counts, same
     centers. tests/gpu runs them with CuPy."""
-    X, _ = blobs(3000, [[0, 0, 0, 0], [6, 6, 0, 0], [0, 6, 6, -6]], 1.0, seed=4)
+    X = blobs([[0, 0, 0, 0], [6, 6, 0, 0], [0, 6, 6, -6]], 3000, seed=4, std=1.0)
     if sparse:
         X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0).astype(np.float32))
     gpu_choices = ArrayModule(np, "numpy", num_gpus=1)
@@ -210,7 +204,7 @@ def test_reduce_ignores_unused_centers_and_tops_up_when_few_are_used():
 
 def test_pipeline_recovers_well_separated_blobs_deterministically():
     truth = np.random.default_rng(9).uniform(-50, 50, (6, 8))
-    X, _ = blobs(12000, truth, 0.5, seed=10)
+    X = blobs(truth, 12000, seed=10, std=0.5)
 
     def run():
         state = StreamingKMeans.start(init_centers(X[:1000], 60, "random", seed=0))
@@ -239,7 +233,7 @@ def test_squared_distances_are_exact_despite_a_large_offset():
 
 def test_training_stays_precise_for_data_far_from_the_origin():
     truth = np.random.default_rng(12).uniform(-3, 3, (4, 10)) + 5e4
-    X, which = blobs(4000, truth, 0.3, seed=13)
+    X, which = blobs_with_labels(truth, 4000, seed=13, std=0.3)
     state = StreamingKMeans.start(init_centers(X[:500], 20, "kmeans++", seed=0))
     for start in range(0, 4000, 500):
         state.update(X[start:start + 500])

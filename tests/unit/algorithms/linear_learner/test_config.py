@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from smlocal.algorithms.linear_learner.job import SCHEMA
-from smlocal.algorithms.linear_learner.config import AUTO_VALUES, resolve
+from smlocal.algorithms.linear_learner.config import AUTO_VALUES, SCHEMA, resolve
 from smlocal.errors import CustomerError
 
-# the "Default" column of spec §2.1 (the container's default-input.json)
+# the built-in container's default-input.json, as its training logs print it
 DEFAULTS = {
     "num_classes": "1", "feature_dim": "auto", "mini_batch_size": "1000", "epochs": "15", "loss": "auto",
     "optimizer": "auto", "learning_rate": "auto", "wd": "auto", "l1": "auto", "momentum": "auto", "beta_1": "auto",

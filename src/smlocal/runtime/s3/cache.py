@@ -1,4 +1,4 @@
-"""File mode for S3 channels: parallel downloads through a local cache that repeated runs reuse.
+"""The S3 download cache for File mode: parallel downloads into a local cache that repeated runs reuse.
 
 The cache is keyed by URI: ``<cache_dir>/objects/<sha256("bucket/key")>`` holds the bytes and a
 ``.json`` beside it the object's URI, size and ETag. An object whose cached size and ETag match the
@@ -27,7 +27,9 @@ from typing import Callable, Sequence
 from smlocal.artifacts.files import atomic_write_bytes
 from smlocal.errors import CustomerError, PlatformError
 from smlocal.runtime.progress import human_bytes
-from smlocal.runtime.s3 import CHUNK, S3Object, make_client, s3_errors
+from smlocal.runtime.s3.client import make_client
+from smlocal.runtime.s3.errors import s3_errors
+from smlocal.runtime.s3.objects import CHUNK, S3Object
 
 log = logging.getLogger(__name__)
 
