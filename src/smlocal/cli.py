@@ -14,7 +14,7 @@ from smlocal import __version__
 from smlocal.errors import INTERRUPTED_EXIT_CODE, SmlocalError, failure_text
 
 # modules exposing add_commands(subparsers); each handler receives the parsed args and returns an exit code
-COMMAND_MODULES = ("smlocal.data.tools", "smlocal.runtime.commands")
+COMMAND_MODULES = ("smlocal.data.tools", "smlocal.runtime.commands", "smlocal.api.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
