@@ -34,24 +34,28 @@ COPY pyproject.toml README.md* LICENSE* ./
 COPY src ./src
 RUN /opt/venv/bin/pip wheel --no-deps -w /wheels .
 
-# ---- runtime: base + the two system libraries MXNet loads + tini + the venv; no compilers, no pip cache ----
+# ---- runtime: base + the two system libraries MXNet loads + tini + nginx + the venv; no compilers, no pip cache ----
 FROM ${PYTHON_IMAGE}
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
       org.opencontainers.image.title="smlocal" \
       org.opencontainers.image.description="SageMaker-compatible built-in k-means and linear learner (train, serve)"
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 libquadmath0 tini \
+ && apt-get install -y --no-install-recommends libgomp1 libquadmath0 tini nginx \
+ && ln -sf /dev/stderr /var/log/nginx/error.log \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /var/log/apt /var/log/dpkg.log
 COPY --from=deps /opt/venv /opt/venv
 COPY --from=package /wheels /tmp/wheels
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /tmp/wheels/*.whl && rm -rf /tmp/wheels
 COPY container/train container/serve /opt/smlocal/container/
+# `serve` puts nginx in front of gunicorn (as SageMaker's serving examples do), so a slow client holds an
+# nginx connection and never a model worker; SMLOCAL_NGINX=0 serves with gunicorn alone.
 # declared last so that images built for another default algorithm share every layer
 ARG SMLOCAL_ALGORITHM=kmeans
 ENV PATH=/opt/smlocal/container:/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    MALLOC_ARENA_MAX=2 \
     SMLOCAL_ALGORITHM=${SMLOCAL_ALGORITHM}
 # The entry points run as PID 1's child: a Python PID 1 would ignore SIGTERM and be killed only by SIGKILL.
 ENTRYPOINT ["/usr/bin/tini", "-g", "--"]

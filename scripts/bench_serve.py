@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Serving benchmark: our ``container/serve`` next to a minimal flask + gunicorn app, same run, same payloads.
 
-Both servers run with the same number of sync gunicorn workers on 127.0.0.1 and serve the same k-means
-model. The minimal app (written into a temp dir by this script) does only what any server must: parse
+Both servers run the same number of gunicorn workers on 127.0.0.1 (the minimal app sync workers, ours its
+threaded ones) and serve the same k-means model. The minimal app (written into a temp dir by this script) does only what any server must: parse
 the body with numpy, compute nearest centroids, dump JSON. The difference is the cost of our protocol
 handling (content negotiation, validation, error mapping). Load: a fixed number of requests from a
 fixed number of client threads; the script stops both servers when it is done.
@@ -186,7 +186,8 @@ def main(argv=None) -> int:
             wait_ready(ours_port, ours)
             wait_ready(minimal_port, minimal)
             servers = {"minimal flask+numpy": minimal_port, "smlocal serve": ours_port}
-            print(f"{args.workers} gunicorn sync workers each, {args.concurrency} client threads, "
+            print(f"{args.workers} gunicorn workers each (minimal: sync, ours: threaded), "
+                  f"{args.concurrency} client threads, "
                   f"{args.requests} requests per scenario and server, k={args.k}, d={args.dim}, "
                   f"{os.cpu_count()} CPUs (client and servers share them)\n")
             print(f"{'scenario':<16} {'server':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")

@@ -83,3 +83,30 @@ def recordio_record_size(d: int = 3) -> int:
     """Bytes of one framed labeled dense record of ``d`` features (all records of a dataset are equal)."""
     x, y = random_dataset(1, d=d)
     return len(recordio_of(x, y))
+
+
+def zeros_tar_gz(path, name: str, size: int, piece: int = 1 << 20):
+    """A real tar.gz holding one member of ``size`` zero bytes (a multiple of ``piece``), written in a
+    moment: gzip allows concatenated members, so one compressed piece of zeros is repeated (1 GiB -> ~1 MB)."""
+    import gzip
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = size
+    zeros = gzip.compress(bytes(piece), compresslevel=9)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(info.tobuf(format=tarfile.PAX_FORMAT)))
+        for _ in range(size // piece):
+            f.write(zeros)
+        f.write(gzip.compress(bytes(2 * tarfile.BLOCKSIZE)))  # the two end-of-archive blocks
+    return path
+
+
+def many_members_tar_gz(path, count: int):
+    """A tar.gz of ``count`` empty files ``f00000`` ..."""
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for i in range(count):
+            tar.addfile(tarfile.TarInfo(f"f{i:05d}"))
+    return path

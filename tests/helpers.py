@@ -219,6 +219,21 @@ def put_files(base: Path, name: str, *parts: bytes) -> None:
         (folder / f"part-{i}").write_bytes(data)
 
 
+def read_until_ready(proc: subprocess.Popen) -> list[str]:
+    """The lines an ``smlocal serve`` prints up to "endpoint ready"; AssertionError if it exits first."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "endpoint ready" in line:
+            return lines
+    raise AssertionError("smlocal serve exited before the endpoint was ready:\n" + "".join(lines))
+
+
+# Stalled clients: partial headers, and a body short of its Content-Length; sent, then nothing more.
+STALLED_REQUESTS = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/",
+                    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\n1,")
+
+
 @contextlib.contextmanager
 def smlocal_serve(model: str, env: dict | None = None):
     """``smlocal serve --model MODEL`` (process backend) on a free port until its endpoint is ready; yields the
@@ -228,11 +243,7 @@ def smlocal_serve(model: str, env: dict | None = None):
                                "--workers", "1", "--backend", "process"], cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for line in server.stdout:
-            if "endpoint ready" in line:
-                break
-        else:
-            raise AssertionError("smlocal serve exited before the endpoint was ready")
+        read_until_ready(server)
         yield port
     finally:
         server.send_signal(signal.SIGINT)

@@ -2,6 +2,8 @@
 
     smlocal convert | inspect                        data tools (smlocal.data.tools)
     smlocal train | describe | serve | predict | transform | quickstart   runtime (smlocal.runtime.commands)
+    smlocal export                                   AWS Batch / Kubernetes definitions (smlocal.runtime.export)
+    smlocal tune | describe-tuning                   hyperparameter tuning jobs (smlocal.tuning.commands)
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from smlocal import __version__
 from smlocal.errors import INTERRUPTED_EXIT_CODE, SmlocalError, failure_text
 
 # modules exposing add_commands(subparsers); each handler receives the parsed args and returns an exit code
-COMMAND_MODULES = ("smlocal.data.tools", "smlocal.runtime.commands", "smlocal.api.commands")
+COMMAND_MODULES = ("smlocal.data.tools", "smlocal.runtime.commands", "smlocal.api.commands",
+                   "smlocal.runtime.export", "smlocal.tuning.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

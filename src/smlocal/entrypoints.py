@@ -27,15 +27,28 @@ def _run_algorithm(env: TrainingEnv) -> None:
 
 
 def _run_job() -> None:
-    """Script mode when a user program is named, else the built-in algorithm."""
+    """Script mode when a user program is named, else the built-in algorithm. The hosts come from the engine
+    that placed this one (``discovery``); where nobody laid out /opt/ml (a job spec in the environment) this
+    node lays it out itself, and the first node writes model.tar.gz to the job's output."""
+    from dataclasses import replace
+
+    from smlocal.algorithms.cluster.discovery import discover
+    from smlocal.engine.job import finish_engine_job, prepare_engine_job
     from smlocal.scriptmode.training import requested_program, run_user_script
 
-    env = load_training_env()
+    base = base_dir()
+    placement = discover(load_training_env(base), os.environ)
+    engine_job = prepare_engine_job(os.environ, base, placement)
+    if engine_job is not None:
+        os.environ.update(engine_job.env)  # the job's Environment, as SageMaker gives it to the container
+    env = replace(load_training_env(base), resources=placement)
     program = requested_program(env)
     if program is not None:
         run_user_script(env, program)
     else:
         _run_algorithm(env)
+    if engine_job is not None:
+        finish_engine_job(engine_job)
 
 
 def train(argv: list[str] | None = None) -> int:

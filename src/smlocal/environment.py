@@ -23,6 +23,22 @@ def base_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
 
 
+def positive_number(environ: Mapping[str, str], name: str, default, *, kind: type = float,
+                    maximum: float | None = None, what: str = "a positive number",
+                    error: type[CustomerError] = CustomerError):
+    """The positive number an environment variable sets (``default`` when unset or empty); anything else
+    is ``error`` naming the variable and what it must be."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0 or (maximum is not None and value > maximum):
+        raise error(f"The environment variable {name}='{raw}' is not valid: it must be {what}.")
+    return value
+
 @dataclass(frozen=True)
 class Paths:
     """Every location of the /opt/ml layout under one base directory."""

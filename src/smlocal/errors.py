@@ -62,6 +62,11 @@ class PayloadTooLarge(RequestError):
     http_status = 413
 
 
+class RequestTimeout(RequestError):
+    """The client stopped sending its request body."""
+    http_status = 408
+
+
 class ModelLoadError(CustomerError):
     """The model directory holds nothing servable; ``serve`` exits non-zero naming the file."""
 

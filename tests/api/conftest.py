@@ -9,12 +9,16 @@ only quicker. Nothing on the server side is replaced.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 import types
 
 import numpy as np
 import pytest
 
+from tests.helpers import REPO
 from tests.s3server import AWS_VARIABLES_TO_CLEAR
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -23,7 +27,7 @@ INSTANCE = "ml.m5.large"
 
 @pytest.fixture(scope="session")
 def api_env(tmp_path_factory):
-    """No AWS settings of the machine leak in; the S3 download cache is the session's own."""
+    """No AWS settings of the machine leak in (the servers keep their S3 download cache in their state dir)."""
     scratch = tmp_path_factory.mktemp("aws")
     empty = scratch / "empty-config"
     empty.write_text("")
@@ -32,7 +36,7 @@ def api_env(tmp_path_factory):
         os.environ.pop(name, None)
     os.environ.update({"AWS_CONFIG_FILE": str(empty), "AWS_SHARED_CREDENTIALS_FILE": str(empty),
                        "AWS_EC2_METADATA_DISABLED": "true", "NO_PROXY": "127.0.0.1,localhost",
-                       "no_proxy": "127.0.0.1,localhost", "SMLOCAL_S3_CACHE": str(scratch / "s3-cache")})
+                       "no_proxy": "127.0.0.1,localhost"})
     yield scratch
     os.environ.clear()
     os.environ.update(saved)
@@ -76,6 +80,27 @@ def sdk_session(api_server):
     import smlocal
 
     return smlocal.sagemaker_session(api_server.url)
+
+
+class ApiProcess:
+    """``smlocal api`` as a user starts it: a process on ``port``, its banner read (up to the export lines)."""
+
+    def __init__(self, state_dir, port: int, env: dict, *args: str):
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([sys.executable, "-m", "smlocal", "api", "--port", str(port),
+                                         "--state-dir", str(state_dir), *args], cwd=REPO, env=env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.banner: list[str] = []
+        while not self.banner or not self.banner[-1].startswith("export AWS_DEFAULT_REGION"):
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"smlocal api exited: {''.join(self.banner)}")
+            self.banner.append(line)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+        self.process.stdout.close()
 
 
 class FastClock:

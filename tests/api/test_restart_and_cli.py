@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,23 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from smlocal.runtime.ports import free_port
-from tests.api.conftest import ROLE, csv_body, digits, wait_for
+from tests.api.conftest import ROLE, ApiProcess, csv_body, digits, wait_for
 from tests.api.test_training_jobs import kmeans_job
-from tests.helpers import REPO
-
-
-class ApiProcess:
-    def __init__(self, state_dir, port: int, env: dict):
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([sys.executable, "-m", "smlocal", "api", "--port", str(port),
-                                         "--state-dir", str(state_dir)], cwd=REPO, env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.banner = [self.process.stdout.readline() for _ in range(6)]
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
-        self.process.stdout.close()
 
 
 @pytest.fixture

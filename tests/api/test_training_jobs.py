@@ -161,17 +161,37 @@ def test_runtime_validation_errors_are_validation_exceptions(sm, digits_csv):
     assert "S3DataDistributionType" in err.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as err:
         sm.describe_training_job(TrainingJobName="api-bad-channel")
-    assert _code(err) == "ResourceNotFound"
+    assert _code(err) == "ValidationException"
 
 
 def test_unknown_job_and_duplicate_name(sm, completed_job, digits_csv):
+    """An unknown training job: ValidationException "Requested resource not found.", as the service answers
+    (github.com/aws/aws-sdk/issues/165), not the ResourceNotFound its model names."""
     with pytest.raises(ClientError) as err:
         sm.describe_training_job(TrainingJobName="no-such-job")
-    assert _code(err) == "ResourceNotFound" and "no-such-job" in err.value.response["Error"]["Message"]
+    assert (_code(err), err.value.response["Error"]["Message"]) == ("ValidationException",
+                                                                    "Requested resource not found.")
     with pytest.raises(ClientError) as err:
         sm.stop_training_job(TrainingJobName="no-such-job")
-    assert _code(err) == "ResourceNotFound"
+    assert _code(err) == "ValidationException"
+    with pytest.raises(ClientError) as err:
+        sm.describe_transform_job(TransformJobName="no-such-job")
+    assert _code(err) == "ResourceNotFound" and "no-such-job" in err.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as err:
         sm.create_training_job(**kmeans_job("api-kmeans-1", digits_csv))
     assert _code(err) == "ResourceInUse" and "already exists" in err.value.response["Error"]["Message"]
     assert sm.describe_training_job(TrainingJobName="api-kmeans-1")["TrainingJobStatus"] == "Completed"
+
+
+def test_more_instances_than_the_local_quota_is_resource_limit_exceeded(sm, digits_csv, api_server):
+    limit = api_server.max_training_instances
+    body = kmeans_job("api-too-many", digits_csv)
+    body["ResourceConfig"]["InstanceCount"] = limit + 1
+    with pytest.raises(sm.exceptions.ResourceLimitExceeded) as err:
+        sm.create_training_job(**body)
+    message = err.value.response["Error"]["Message"]
+    assert f"'ml.m5.large for training job usage' is {limit} Instances" in message
+    assert f"request delta of {limit + 1} Instances" in message and "--max-training-instances" in message
+    with pytest.raises(ClientError) as err:
+        sm.describe_training_job(TrainingJobName="api-too-many")
+    assert _code(err) == "ValidationException"  # nothing was created

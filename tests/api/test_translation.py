@@ -5,27 +5,30 @@ import pytest
 
 from smlocal.api import images, listing, logs, metrics
 from smlocal.api.protocol import ApiError, check_request
+from smlocal.runtime.jobspec import algorithm_from_image
 
 
 @pytest.mark.parametrize("algorithm", ["kmeans", "linear-learner"])
 def test_every_region_s_builtin_image_maps_to_our_algorithm(algorithm):
+    """The runtime recognises what the SDK's image_uris builds, China and ISO partitions included."""
     import sagemaker
 
     regions = sagemaker.image_uris.config_for_framework(algorithm)["versions"]["1"]["registries"]
-    assert len(regions) > 20
+    assert len(regions) > 20 and any(r.startswith("cn-") for r in regions) and any("iso" in r for r in regions)
     for region in regions:
         uri = sagemaker.image_uris.retrieve(algorithm, region)
-        spec = images.local_algorithm_spec({"TrainingImage": uri, "TrainingInputMode": "File"})
-        assert spec == {"AlgorithmName": algorithm, "TrainingInputMode": "File"}, uri
+        assert algorithm_from_image(uri) == algorithm, uri
+        assert images.local_algorithm_spec({"TrainingImage": uri}) == {"TrainingImage": uri}  # the runtime's
 
 
 def test_framework_and_foreign_images():
     import sagemaker
 
-    sklearn = sagemaker.image_uris.retrieve("sklearn", "eu-west-1", version="1.2-1")
-    assert images.local_algorithm_spec({"TrainingImage": sklearn}) == {}
+    for region in ("eu-west-1", "cn-north-1"):
+        sklearn = sagemaker.image_uris.retrieve("sklearn", region, version="1.2-1")
+        assert images.local_algorithm_spec({"TrainingImage": sklearn}) == {}, sklearn
     assert images.local_algorithm_spec({"TrainingImage": "my/own:1"}) == {"TrainingImage": "my/own:1"}
-    assert images.builtin_algorithm("docker.io/library/kmeans:1") is None  # not an AWS registry
+    assert images.framework("docker.io/library/sagemaker-scikit-learn:1") is None  # not an AWS registry
 
 
 def test_final_metrics_take_the_last_value_under_sagemaker_names():

@@ -19,7 +19,7 @@ import requests
 
 from tests.container.conftest import python_probe, run_image, serve_image
 from tests.datasets import blobs, csv_bytes, sdk_recordio
-from tests.helpers import REPO, FifoFeeder, assert_found_centers, channel, write_config
+from tests.helpers import REPO, STALLED_REQUESTS, FifoFeeder, assert_found_centers, channel, write_config
 
 pytestmark = pytest.mark.container
 MB = 1_000_000  # decimal megabytes, as `docker images` reports them
@@ -260,3 +260,31 @@ def test_serve_linear_learner(docker_client, smlocal_image, linear_job, tmp_path
     expected = binary_scores(X[:10], weight, bias)
     np.testing.assert_allclose([p["score"] for p in predictions], expected, rtol=1e-4, atol=1e-5)
     assert [p["predicted_label"] for p in predictions] == (expected > extra["threshold"]).astype(float).tolist()
+
+
+def test_serve_behind_nginx_outlasts_stalled_clients(docker_client, smlocal_image, kmeans_job):
+    """nginx reads requests in full before gunicorn: many half-sent requests (more than the workers) leave
+    /ping answering within SageMaker's 2 s, and a prediction still works."""
+    import socket
+
+    assert kmeans_job.exit_code == 0, kmeans_job.logs[-3000:]
+    env = {"MODEL_SERVER_WORKERS": "1", "SMLOCAL_SERVER_THREADS": "1"}
+    with serve_image(docker_client, smlocal_image, kmeans_job.base / "model", env=env) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(8)]
+        try:
+            for n, sock in enumerate(held):
+                sock.sendall(STALLED_REQUESTS[n % 2])
+            time.sleep(1)
+            for _ in range(3):
+                started = time.monotonic()
+                assert requests.get(f"{server.url}/ping", timeout=10).status_code == 200
+                assert time.monotonic() - started < 2.0
+            response = requests.post(f"{server.url}/invocations", data=b"0,0,0,0\n", timeout=30,
+                                     headers={"Content-Type": "text/csv"})
+            assert response.status_code == 200, response.text
+            assert "listens in front of gunicorn" in server.logs()
+        finally:
+            for sock in held:
+                sock.close()
+    assert server.stopped_exit_code == 0, server.logs()[-3000:]

@@ -18,6 +18,7 @@ SMALL = {
     "bench_pipe.py": (["--size-gb", "0.005", "--files", "2"], "wall time Pipe/File"),
     "bench_s3_pipe.py": (["--size-mb", "4", "--objects", "2"], "GetObject requests the server saw: 2 for 2 objects"),
     "bench_distributed.py": (["--scale", "0.01"], "speed-up"),
+    "bench_tune.py": (["--quick"], "parallel/serial wall time"),
 }
 NEEDS_MXNET = {"bench_distributed.py"}  # two hosts: MXNet's KVStore
 

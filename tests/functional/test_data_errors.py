@@ -13,6 +13,7 @@ from smlocal.data.recordio import encode_records
 from tests.helpers import assert_customer_error, run_container, write_config
 
 NAN = "Found missing (NaN) values. Please remove any missing (NaN) values in the input data."
+INF = "Found infinite values. Please remove or replace any infinite values in the input data."
 CSV_MESSAGE = ("Customer Error: Unable to read data channel 'train'. Requested content-type is 'text/csv'. "
                "Please verify the data matches the requested content-type.")
 
@@ -31,6 +32,7 @@ def train(base, data: bytes, content_type: str, mode: str = "File", env: dict | 
     (b"1,2,3,4\n1,2,oops,4\n", [CSV_MESSAGE, "part-0' line 2, column 3: the non-numeric cell 'oops'"]),
     (b"1,2,3,4\n1,2,3\n", [CSV_MESSAGE, "part-0' line 2 has 3 columns but the rows before it have 4"]),
     (b"1,2,3,4\n1,2,nan,4\n", ["Channel 'train'", "part-0' line 2", NAN]),
+    (b"1,2,3,4\n1,2,1e400,4\n", ["Channel 'train'", "part-0' line 2, column 3", INF]),
 ])
 def test_bad_csv(base, data, fragments):
     assert_customer_error(train(base, data, "text/csv;label_size=1"), *fragments)
@@ -41,6 +43,14 @@ def test_truncated_recordio(base):
     result = train(base, data[:-6], "application/x-recordio-protobuf")
     assert_customer_error(result, "Unable to read data channel 'train'", "Truncated RecordIO record",
                           f"part-0' at byte offset {4 * len(data) // 5}")
+
+
+def test_infinite_recordio_value(base):
+    x = np.ones((5, 3), dtype=np.float32)
+    x[3, 1] = np.inf
+    data = encode_records(dense_to_records(x))
+    assert_customer_error(train(base, data, "application/x-recordio-protobuf"), "Channel 'train'",
+                          f"part-0', record at byte offset {3 * len(data) // 5}, feature 1", INF)
 
 
 def test_pipe_fifo_never_appears(base):

@@ -198,6 +198,21 @@ def test_feature_dim_not_matching_test_data(base):
                           "hyperparameter '4' doesn't match test data dimensionality '3'.")
 
 
+def test_plain_csv_of_feature_dim_columns_hints_at_label_size_0(base):
+    put_files(base, "train", csv_bytes(blobs(TRUTH, 300, seed=12, std=0.5)))  # 4 columns, no label
+    result = train(base, {"k": 4, "feature_dim": 4}, {"train": channel("text/csv")})
+    assert_customer_error(result, "doesn't match train data dimensionality '3'",
+                          "text/csv takes the first column as the label",
+                          "ContentType 'text/csv;label_size=0'")
+
+
+def test_huge_feature_dim_is_refused_before_allocating(base):
+    put_files(base, "train", csv_bytes(blobs(TRUTH, 30, seed=12, std=0.5)))
+    result = train(base, {"k": 4, "feature_dim": 10**9}, {"train": channel("text/csv;label_size=0")})
+    assert_customer_error(result, "feature_dim=1000000000 with k=4 x extra_center_factor=10 centers and "
+                          "mini_batch_size=5000 dense rows need about", "GiB of memory, more than the")
+
+
 def test_nan_values(base):
     text = csv_bytes(blobs(TRUTH, 300, seed=12, std=0.5)).decode().splitlines()
     text[123] = "1.0,nan,2.0,3.0"

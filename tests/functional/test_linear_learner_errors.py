@@ -7,8 +7,9 @@ import functools
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from tests.datasets import csv_bytes, linear_problem, sdk_recordio
+from tests.datasets import csv_bytes, linear_problem, sdk_recordio, sdk_sparse_recordio
 from tests.helpers import assert_customer_error, channel, put_files, train_builtin
 
 CSV = "text/csv"
@@ -83,6 +84,23 @@ def test_missing_values(base):
     put_files(base, "train", csv_bytes(X, y))
     result = train(base, {"predictor_type": "regressor"}, {"train": channel(CSV)})
     assert_customer_error(result, "Please remove any missing (NaN) values in the input data.")
+
+
+def test_infinite_label_in_recordio(base):
+    X, y = linear_problem("multiclass", 300)
+    y[40] = np.inf  # once "'list' argument must have no negative elements" from the class count
+    put_files(base, "train", sdk_recordio(X, y))
+    result = train(base, {"predictor_type": "multiclass_classifier", "num_classes": "3"}, {"train": channel()})
+    assert_customer_error(result, "Channel 'train'", ", label: Found infinite values.")
+
+
+def test_huge_sparse_feature_dim_is_refused_before_allocating(base):
+    cols = np.arange(50, dtype=np.int64) * 7919
+    X = sp.csr_matrix((np.ones(50, np.float32), (np.arange(50), cols)), shape=(50, 10**9))
+    put_files(base, "train", sdk_sparse_recordio(X, (np.arange(50) % 2).astype(np.float32)))
+    result = train(base, {"predictor_type": "binary_classifier", "feature_dim": str(10**9)}, {"train": channel()})
+    assert_customer_error(result, "feature_dim=1000000000 with num_models=32 x 1 output(s) need about",
+                          "GiB of memory, more than the", "Set feature_dim to the number of features")
 
 
 def test_missing_train_channel(base):

@@ -121,6 +121,32 @@ def test_pipe_mode_recordio_protobuf_gzip(tmp_path):
     assert not result.plan.work_dir.exists()  # no copy of the data, and the work trees are gone
 
 
+FILE_GZIP = ["--algorithm", "kmeans", "--backend", "process", "--hp", "k=3", "--hp", "feature_dim=4",
+             "--content-type", "train=text/csv;label_size=0", "--compression", "train=Gzip"]
+
+
+def test_file_mode_gzip_is_decompressed(tmp_path, csv_dir):
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    for part in sorted(csv_dir.iterdir()):
+        (gz / f"{part.name}.gz").write_bytes(gzip.compress(part.read_bytes()))
+    cli = run_cli("train", *FILE_GZIP, "--channel", f"train={gz}", "--output", str(tmp_path / "out"),
+                  "--job-name", "file-gz", "--keep-work")
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert_found_centers(_centers(tmp_path / "out" / "file-gz" / "output" / "model.tar.gz", tmp_path), CENTERS, 1.0)
+    channel = tmp_path / "out" / "file-gz" / "hosts" / "algo-1" / "input" / "data" / "train"
+    assert sorted(p.name for p in channel.iterdir()) == sorted(p.name for p in csv_dir.iterdir())
+    assert (channel / "part-0.csv").read_bytes() == (csv_dir / "part-0.csv").read_bytes()
+
+
+def test_file_mode_gzip_refuses_a_plain_file_naming_it(tmp_path, csv_dir):
+    cli = run_cli("train", *FILE_GZIP, "--channel", f"train={csv_dir}", "--output", str(tmp_path / "out"),
+                  "--job-name", "plain")
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    assert f"File '{csv_dir / 'part-0.csv'}' of a CompressionType=Gzip channel is not a gzip file" in cli.stderr
+    assert "not a gzip file" in read_record(tmp_path / "out" / "plain")["FailureReason"]
+
+
 def test_pipe_mode_recordio_wrapping(tmp_path):
     """Each file is one raw (unframed) Record: RecordWrapperType=RecordIO makes the stream RecordIO."""
     from sagemaker.amazon.record_pb2 import Record
@@ -166,6 +192,20 @@ def test_failing_job_reports_the_reason(tmp_path, csv_dir):
     assert record["FailureReason"] == failure[:1024] and "'k'" in failure
     described = run_cli("describe", str(tmp_path / "out" / "bad-k"), "--json")
     assert json.loads(described.stdout)["FailureReason"] == record["FailureReason"]
+
+
+def test_a_bad_csv_is_named_by_the_users_path_not_the_hosts_copy(tmp_path, csv_dir):
+    bad = csv_dir / "part-1.csv"
+    bad.write_text("1,2,3,4\n1,2,x,4\n")
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(_job(tmp_path, [job_channel("train", csv_dir, ContentType="text/csv;label_size=0")],
+                                   name="bad-csv")))
+    cli = run_cli("train", "--job", str(job), "--backend", "process")
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    described = json.loads(run_cli("describe", str(tmp_path / "out" / "bad-csv"), "--json").stdout)
+    for text in (described["FailureReason"], cli.stderr):
+        assert f"file '{bad}' line 2, column 3" in text, text
+        assert "/hosts/algo-1/" not in text
 
 
 def test_max_runtime_stops_a_long_job(tmp_path, csv_dir):

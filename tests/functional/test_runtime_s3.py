@@ -26,7 +26,8 @@ from smlocal.runtime.progress import Display
 from smlocal.runtime.records import read_record
 from smlocal.runtime.s3.client import LazyClient
 from tests.datasets import blobs
-from tests.helpers import assert_found_centers, needs_mxnet, records_read_in_epoch0, run_cli, smlocal_serve
+from tests.helpers import (assert_found_centers, needs_mxnet, records_read_in_epoch0, run_cli, run_job,
+                           smlocal_serve, training_job)
 from tests.s3server import start_moto_server
 
 pytest_plugins = ["tests.functional.conftest_s3"]  # fixtures: moto_server, s3_env, bucket
@@ -336,3 +337,24 @@ def test_serve_and_transform_name_a_missing_model_or_bucket_before_the_server_st
                   f"s3://{bucket}/no/such/prefix/", "--output", str(tmp_path / "scored"), "--backend", "process")
     assert cli.returncode == 2 and "no objects found under the prefix 'no/such/prefix/'" in cli.stderr, cli.stderr
     assert not (tmp_path / "scored").exists()
+
+
+def test_an_s3_script_source_is_fetched_by_the_runtime_into_the_given_cache(s3_env, bucket, tmp_path):
+    """The SDK's framework jobs name an s3:// sourcedir.tar.gz: the runtime fetches it (cache_dir given
+    explicitly, as ``smlocal api`` does) and runs the script from it."""
+    script = (b"import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'from-s3.txt'), 'w').write('ran')\n")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("train.py")
+        info.size = len(script)
+        tar.addfile(info, io.BytesIO(script))
+    s3_env.client().put_object(Bucket=bucket, Key="code/sourcedir.tar.gz", Body=archive.getvalue())
+    body = training_job("from-s3", [], tmp_path / "out", image="smlocal:latest", instance_type="local", hps={
+        "sagemaker_program": json.dumps("train.py"),
+        "sagemaker_submit_directory": json.dumps(f"s3://{bucket}/code/sourcedir.tar.gz")})
+    cache = tmp_path / "given-cache"
+    result = run_job(body, ProcessBackend(), s3_client=LazyClient(), cache_dir=cache)
+    assert result.status == "Completed", result.failure_reason
+    with tarfile.open(result.model_artifacts) as tar:
+        assert tar.extractfile("from-s3.txt").read() == b"ran"
+    assert len(list(cache.glob("objects/*.json"))) == 1

@@ -4,6 +4,7 @@ failures, MaxRuntimeInSeconds, Ctrl-C, endpoints and batch transform. Process ba
 real HTTP on loopback."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -110,6 +112,28 @@ def test_failure_reason_and_describe(tmp_path, backend):
         run_training(_job(tmp_path, [job_channel("train", str(data))]), backend)
 
 
+def test_a_failed_job_or_one_stopped_before_saving_has_no_model_artifact(tmp_path, backend):
+    """SageMaker gives a failed job no ModelArtifacts, and a stopped one only what its algorithm saved
+    in the grace period after SIGTERM; output.tar.gz is kept either way (it explains the failure)."""
+    data = _data(tmp_path / "train", 1)
+    stop_soon = {"StoppingCondition": {"MaxRuntimeInSeconds": 1}}
+    results = [run_training(_job(tmp_path, [job_channel("train", str(data))], hps=hps, name=name, **options),
+                            backend, Display(live=False, stream=io.StringIO()))
+               for name, hps, options in [("failed", {"fail": "bad k"}, {}), ("stopped", {"sleep": "60"}, stop_soon),
+                                          ("saved", {"sleep": "60", "save_on_sigterm": "true"}, stop_soon)]]
+    failed, stopped, saved = results
+    assert [r.status for r in results] == ["Failed", "Stopped", "Stopped"]
+    for result in (failed, stopped):
+        assert not result.plan.model_tar.exists() and result.plan.output_tar.is_file()
+        assert "ModelArtifacts" not in read_record(result.plan.record_file)
+    cli = subprocess.run([sys.executable, "-m", "smlocal", "describe", str(failed.plan.record_file.parent)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert cli.returncode == 0 and "TrainingJobStatus: Failed" in cli.stdout and "ModelArtifacts" not in cli.stdout
+    assert read_record(saved.plan.record_file)["ModelArtifacts"]["S3ModelArtifacts"] == str(saved.plan.model_tar)
+    with tarfile.open(saved.plan.model_tar) as tar:
+        assert tar.extractfile("model_algo-1").read() == b"saved on stop"
+
+
 def test_exit_without_failure_file(tmp_path, backend):
     data = _data(tmp_path / "train", 1)
     result = run_training(_job(tmp_path, [job_channel("train", str(data))], hps={"exit_code": "5"}), backend,
@@ -128,6 +152,20 @@ def test_max_runtime_stops_the_job(tmp_path, backend):
     assert time.monotonic() - t0 < 20
     assert (result.status, result.secondary_status, result.exit_code) == ("Stopped", "MaxRuntimeExceeded", 124)
     assert "MaxRuntimeInSeconds=1" in result.failure_reason
+
+
+def test_a_stop_event_from_another_thread_stops_the_job(tmp_path, backend):
+    """StopTrainingJob's way in: the runtime itself stops the hosts (SIGTERM) and reports Stopped."""
+    data = _data(tmp_path / "train", 1)
+    spec = _job(tmp_path, [job_channel("train", str(data))], hps={"sleep": "60"})
+    stop, out = threading.Event(), io.StringIO()
+    threading.Timer(1.0, stop.set).start()
+    t0 = time.monotonic()
+    result = run_training(spec, backend, Display(live=False, stream=out), stop=stop)
+    assert time.monotonic() - t0 < 20
+    assert (result.status, result.secondary_status) == ("Stopped", "Stopped"), result.failure_reason
+    assert result.record["HostExitCodes"]["algo-1"] == -signal.SIGTERM and "stop requested" in out.getvalue()
+    assert read_record(spec.job_dir)["TrainingJobStatus"] == "Stopped"
 
 
 def test_sigterm_ignored_is_killed_after_grace(tmp_path, backend):
@@ -166,6 +204,35 @@ def test_ctrl_c_stops_processes_and_feeders(tmp_path):
     assert not [p for p in data_dir.iterdir() if p.is_fifo()]  # no FIFO (and so no writer) left
 
 
+def test_a_sigkilled_train_is_reported_failed_by_describe(tmp_path):
+    """``kill -9`` of ``smlocal train`` leaves nobody to finish the record: describe sees the runner gone."""
+    data = _data(tmp_path / "train", 1)
+    cmd = [sys.executable, "-m", "smlocal", "train", "--image", "stub:1", "--backend", "process",
+           "--entrypoint", f"{sys.executable} {STUB}", "--channel", f"train={data}", "--hp", "sleep=60",
+           "--output", str(tmp_path / "out"), "--job-name", "killed"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "sleeping" in line:
+            break
+    children = psutil.Process(proc.pid).children(recursive=True)
+    describe = [sys.executable, "-m", "smlocal", "describe", "killed", "--output", str(tmp_path / "out")]
+    try:
+        running = subprocess.run(describe, capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert "TrainingJobStatus: InProgress" in running.stdout, "".join(lines) + running.stdout
+        proc.kill()
+        proc.wait(10)
+        cli = subprocess.run(describe, capture_output=True, text=True, cwd=REPO, timeout=60)
+    finally:
+        for child in children:  # the hosts run in their own session: nobody else stops them now
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(children, timeout=10)
+    assert cli.returncode == 0 and "TrainingJobStatus: Failed" in cli.stdout, cli.stdout + cli.stderr
+    assert f"PID {proc.pid}" in cli.stdout and "algo-1.log" in cli.stdout
+
+
 def _model_tar(tmp_path) -> Path:
     model = tmp_path / "model"
     model.mkdir()
@@ -184,6 +251,9 @@ def test_two_endpoints_at_once(tmp_path, backend):
             resp = ep.invoke(b"1,2\n3,4\n", "text/csv", "application/json")
             assert resp.status == 200
             assert resp.json()["n"] == 2 and resp.json()["model"] == ["model_algo-1"]
+        custom = {"X-Amzn-SageMaker-Custom-Attributes": "trace=1"}  # InvokeEndpoint's CustomAttributes
+        resp = a.invoke(b"1,2\n", "text/csv", headers=custom)
+        assert resp.json()["custom"] == "trace=1" and resp.headers[next(iter(custom))] == "trace=1"
         with pytest.raises(CustomerError, match=f"Port {a.port} is already in use"):
             Endpoint(tar, backend, port=a.port).start()
         root = a.root
@@ -243,6 +313,35 @@ def test_broken_pipe_data_fails_the_job(tmp_path, backend):
     assert "not valid gzip" in result.failure_reason
 
 
+def test_pipe_mode_prints_a_total_per_channel_and_epoch(tmp_path, backend):
+    """Off a terminal the progress is throttled: each channel's epoch still ends with its total."""
+    data = _data(tmp_path / "train", 3)
+    size = sum(p.stat().st_size for p in data.iterdir())
+    spec = _job(tmp_path, [job_channel("train", str(data), InputMode="Pipe")], hps={"epochs": "2"})
+    out = io.StringIO()
+    result = run_training(spec, backend, Display(live=False, stream=out, plain_every_s=3600))
+    assert result.status == "Completed", result.failure_reason
+    lines = [line for line in out.getvalue().splitlines() if "pipe data fed" in line]
+    for epoch in (0, 1):
+        assert f"smlocal: pipe data fed: channel 'train' epoch {epoch} on algo-1: {size} B" in lines, lines
+    assert lines[-1] == f"smlocal: pipe data fed: {2 * size} B"
+
+
+def test_the_feeders_error_wins_over_the_exit_it_causes(tmp_path, backend):
+    """The algorithm sees an empty pipe when the feeder fails and exits at once ("holds no records"):
+    the reason is still the feeder's error, in every run."""
+    data = tmp_path / "gz"
+    data.mkdir()
+    (data / "part-0.gz").write_bytes(b"this is not gzip")
+    for attempt in range(5):
+        spec = _job(tmp_path, [job_channel("train", str(data), InputMode="Pipe", CompressionType="Gzip")],
+                    hps={"fail_if_empty": "true"}, name=f"empty-{attempt}")
+        result = run_training(spec, backend, Display(live=False, stream=io.StringIO()))
+        assert result.status == "Failed" and result.exit_code == 2
+        assert "not valid gzip" in result.failure_reason, result.failure_reason
+        assert read_record(result.plan.record_file)["FailureReason"] == result.failure_reason
+
+
 def test_container_entrypoint_runs_on_the_process_backend_too(tmp_path):
     """A job's ContainerEntrypoint/ContainerArguments replace the program, as `docker run --entrypoint` does."""
     script = tmp_path / "entry.py"
@@ -257,3 +356,12 @@ def test_container_entrypoint_runs_on_the_process_backend_too(tmp_path):
     assert result.status == "Completed", result.failure_reason
     with tarfile.open(result.model_artifacts) as tar:
         assert tar.extractfile("args.txt").read() == b"--mode fast"
+
+
+def test_a_symlink_loop_in_a_model_directory_is_refused_before_serving(tmp_path, backend):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_algo-1").write_text("{}")
+    (model / "loop").symlink_to(".")
+    with pytest.raises(CustomerError, match="symbolic link .*loop"):
+        Endpoint(model, backend).start()

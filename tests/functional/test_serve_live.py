@@ -23,7 +23,7 @@ from sagemaker.deserializers import CSVDeserializer, JSONDeserializer, JSONLines
 from sagemaker.serializers import CSVSerializer, JSONLinesSerializer, JSONSerializer, RecordSerializer
 
 from smlocal.artifacts.kmeans import KMeansModel, dumps_kmeans
-from tests.helpers import CONTAINER, Server, free_port
+from tests.helpers import CONTAINER, STALLED_REQUESTS, Server, free_port, read_until_ready
 
 RNG = np.random.default_rng(2024)
 
@@ -220,3 +220,99 @@ def test_unloadable_model_exits_non_zero_naming_the_file(tmp_path):
     proc = subprocess.run([sys.executable, str(CONTAINER / "serve")], env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode != 0 and f"No model in {base / 'model'}" in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- slow clients, shared resources, exit codes
+def stall(port: int, head: bytes) -> socket.socket:
+    """A client that sends ``head`` and then nothing: partial headers, or a body short of its Content-Length."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(head)
+    return sock
+
+
+@pytest.mark.parametrize("front", ["gunicorn", "nginx"])
+def test_stalled_clients_do_not_stall_ping(tmp_path, front):
+    """More stalled connections than workers: /ping still answers within SageMaker's 2 s, predictions too.
+    gunicorn alone (threads, read timeouts), and behind nginx where it is installed (as in the images)."""
+    if front == "nginx" and shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed here; tests/container/test_image.py runs it in the image")
+    files = {"model_algo-1": dumps_kmeans(KMeansModel(np.zeros((2, 3), np.float32)))}
+    env = {"SMLOCAL_NGINX": "0" if front == "gunicorn" else "1"}
+    with running(tmp_path, "stall", files, env=env) as server:  # 2 workers
+        stalled = [stall(server.port, STALLED_REQUESTS[i % 2]) for i in range(20 if front == "nginx" else 6)]
+        try:
+            time.sleep(0.5)  # the server has taken every stalled connection
+            for _ in range(3):
+                started = time.monotonic()
+                assert requests.get(server.url + "/ping", timeout=10).status_code == 200
+                assert time.monotonic() - started < 2.0
+                good = requests.post(server.url + "/invocations", data=b"0,0,0", timeout=10,
+                                     headers={"Content-Type": "text/csv"})
+                assert good.status_code == 200, good.text
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_no_control_socket_in_home(tmp_path):
+    """Every endpoint on a machine would share gunicorn's ~/.gunicorn/gunicorn.ctl (gunicorn >= 25.1)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    files = {"model_algo-1": dumps_kmeans(KMeansModel(np.zeros((2, 2), np.float32)))}
+    env = {"HOME": str(home), "XDG_RUNTIME_DIR": ""}
+    with running(tmp_path, "ctl", files, env=env):
+        assert not list(home.rglob("*.ctl"))
+
+
+def kmeans_model_dir(tmp_path: Path) -> Path:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_algo-1").write_bytes(dumps_kmeans(KMeansModel(np.zeros((2, 2), np.float32))))
+    return model
+
+
+def smlocal_serve_process(model: Path, port: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "smlocal", "serve", "--model", str(model), "--port", str(port),
+                             "--workers", "1", "--backend", "process"], cwd=model.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_serves_on_one_port_only_one_is_ready(tmp_path):
+    """Both pass the free-port check before either binds; only the one whose own server answers is ready."""
+    model, port = kmeans_model_dir(tmp_path), free_port()
+    procs = [smlocal_serve_process(model, port) for _ in range(2)]
+    try:
+        loser = None
+        deadline = time.monotonic() + 90
+        while loser is None and time.monotonic() < deadline:
+            loser = next((p for p in procs if p.poll() is not None), None)
+            time.sleep(0.2)
+        assert loser is not None, "neither smlocal serve gave up"
+        loser_out = loser.stdout.read()
+        assert loser.returncode != 0 and "endpoint ready" not in loser_out, loser_out
+        assert "before answering /ping" in loser_out, loser_out
+        winner = next(p for p in procs if p is not loser)
+        assert winner.poll() is None
+        assert requests.get(f"http://127.0.0.1:{port}/ping", timeout=5).status_code == 200
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait(60)
+
+
+def test_smlocal_serve_exits_0_when_its_server_stops_cleanly(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    proc = smlocal_serve_process(kmeans_model_dir(tmp_path), free_port())
+    try:
+        lines = read_until_ready(proc)
+        master = psutil.Process(proc.pid).children()[0]  # container/serve: the gunicorn master
+        master.send_signal(signal.SIGTERM)
+        out = proc.stdout.read()
+        assert proc.wait(60) == 0, "".join(lines) + out
+        assert "exited with code 0" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

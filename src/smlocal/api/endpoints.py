@@ -34,10 +34,7 @@ class Endpoints:
         return self.ctx.store.work_dir(KIND) / f"{name}.log"
 
     def get(self, name: str) -> dict:
-        record = self.ctx.store.get(KIND, name)
-        if record is None:
-            raise validation(f'Could not find endpoint "{self.arn(name)}".')
-        return record
+        return self.ctx.store.require(KIND, name, lambda: validation(f'Could not find endpoint "{self.arn(name)}".'))
 
     # ------------------------------------------------------------------------------------ create
     def create(self, body: dict) -> dict:
@@ -122,11 +119,11 @@ class Endpoints:
 
     def resume(self) -> None:
         """After a restart: bring back what was in service (or on its way)."""
-        for record in self.ctx.store.all(KIND):
-            if record["EndpointStatus"] in ("InService", "Creating", "Updating"):
-                name = record["EndpointName"]
-                self.ctx.store.update(KIND, name, lambda r: r.update(EndpointStatus="Creating"))
-                self.ctx.spawn(self._serve, name, record["EndpointConfigName"], name=f"endpoint-{name}")
+        restarted = self.ctx.store.update_each(KIND, "EndpointStatus", ("InService", "Creating", "Updating"),
+                                               lambda r: r.update(EndpointStatus="Creating"))
+        for record in restarted:
+            name = record["EndpointName"]
+            self.ctx.spawn(self._serve, name, record["EndpointConfigName"], name=f"endpoint-{name}")
 
     def shutdown(self) -> None:
         for name in list(self.live):
@@ -134,19 +131,16 @@ class Endpoints:
 
     # ------------------------------------------------------------------------------------ invoke
     def invoke(self, request: Request, name: str) -> Response:
-        """InvokeEndpoint: the body, ContentType, Accept and CustomAttributes passed to the server."""
-        from smlocal.runtime.endpoint import request as http_request
-
+        """InvokeEndpoint: the body, ContentType, Accept and CustomAttributes passed to the server (and
+        the container's CustomAttributes answer passed back)."""
         live = self.live.get(name)
         if live is None:
             return error_response(validation(f"Endpoint {name} of account {ACCOUNT} not found."),
                                   "application/json")
         endpoint, variant = live
-        headers = {"Content-Type": request.headers.get("Content-Type", "application/octet-stream")}
-        for header in ("Accept", _CUSTOM):
-            if request.headers.get(header):
-                headers[header] = request.headers[header]
-        answer = http_request(endpoint.port, "POST", "/invocations", request.get_data(), headers)
+        custom = {_CUSTOM: request.headers[_CUSTOM]} if request.headers.get(_CUSTOM) else None
+        answer = endpoint.invoke(request.get_data(), request.headers.get("Content-Type", "application/octet-stream"),
+                                 request.headers.get("Accept") or None, headers=custom)
         if answer.status != 200:
             error = ApiError("ModelError", f"Received client error ({answer.status}) from primary with message "
                                            f"\"{answer.text()[:1000]}\".", 424, OriginalStatusCode=answer.status,
@@ -154,4 +148,7 @@ class Endpoints:
             return error_response(error, "application/json")
         response = Response(answer.body, status=200, content_type=answer.content_type or "application/json")
         response.headers["x-Amzn-Invoked-Production-Variant"] = variant
+        answered = {k.lower(): v for k, v in answer.headers.items()}.get(_CUSTOM.lower())
+        if answered:
+            response.headers[_CUSTOM] = answered
         return response

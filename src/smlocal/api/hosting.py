@@ -17,20 +17,18 @@ from smlocal.api.context import Context
 WORKERS = 1  # one server worker per local endpoint: small models, many endpoints on one machine
 
 
-def _fetch(ctx: Context, location: str) -> Path:
-    from smlocal.runtime.s3.uri import is_s3_uri
-    from smlocal.runtime.sources import local_model
+def _fetch(ctx: Context, location: str, label: str) -> Path:
+    from smlocal.runtime.sources import local_object
 
-    if is_s3_uri(location):
-        return Path(local_model(location, ctx.s3))
-    return Path(location[len("file://"):] if location.startswith("file://") else location)
+    local = location[len("file://"):] if location.startswith("file://") else location
+    return Path(local_object(local, ctx.s3, cache_dir=ctx.cache_dir, label=label))
 
 
 def model_path(ctx: Context, container: Mapping, work: Path) -> Path:
     """What the runtime's Endpoint serves: the model.tar.gz, or a directory with the code added."""
-    from smlocal.archives import safe_extract
+    from smlocal.archives import copy_model_dir, safe_extract
 
-    model = _fetch(ctx, container["ModelDataUrl"]) if container.get("ModelDataUrl") else None
+    model = _fetch(ctx, container["ModelDataUrl"], "model") if container.get("ModelDataUrl") else None
     code = (container.get("Environment") or {}).get("SAGEMAKER_SUBMIT_DIRECTORY")
     if not code:
         if model is None:
@@ -40,8 +38,8 @@ def model_path(ctx: Context, container: Mapping, work: Path) -> Path:
     if model is not None and model.is_file():
         safe_extract(model, work)
     elif model is not None:
-        shutil.copytree(model, work, dirs_exist_ok=True)
-    source = _fetch(ctx, code)
+        copy_model_dir(model, work)
+    source = _fetch(ctx, code, "source")
     if source.is_dir():
         shutil.copytree(source, work / "code", dirs_exist_ok=True)
     else:
@@ -50,8 +48,10 @@ def model_path(ctx: Context, container: Mapping, work: Path) -> Path:
 
 
 def backend_for(ctx: Context, image: str | None):
-    if not image or images.builtin_algorithm(image) or images.framework(image):
-        return ctx.choose_backend(None, "model")
+    from smlocal.runtime.jobspec import algorithm_from_image
+
+    if not image or algorithm_from_image(image) or images.framework(image):
+        return ctx.choose_backend(None, None, serving=True)
     return ctx.choose_backend(image, None)
 
 

@@ -1,56 +1,29 @@
-"""Which smlocal container runs an image URI users write: AWS built-ins, framework images, the rest.
+"""The one image mapping only the API needs: the SDK's scikit-learn framework image.
 
-- ``<account>.dkr.ecr.<region>.<domain>/kmeans:1`` (and ``linear-learner``), any region and partition:
-  the AWS built-in, which cannot be pulled; smlocal's algorithm of that name stands in.
-- ``.../sagemaker-scikit-learn:<version>``: the SDK's ``SKLearn`` framework image; the user's script
-  runs in script mode on smlocal's container (the toolkit's ``SM_*`` environment, /opt/ml/code).
-- anything else runs as it is (the docker backend).
+AWS built-in images (``.../kmeans:1``, ``linear-learner``, any region and partition) are the
+runtime's to recognise (``runtime.jobspec.algorithm_from_image``). The SDK's ``SKLearn`` estimator
+names ``<account>.dkr.ecr.<region>.<domain>/sagemaker-scikit-learn:<version>``, which cannot be pulled:
+its user script runs in script mode on smlocal's container instead (the toolkit's ``SM_*``
+environment, /opt/ml/code). Any other image runs as it is (the docker backend).
 """
 from __future__ import annotations
 
-import re
-
-from smlocal.algorithms import by_image_repository
-
-_ECR_HOST = re.compile(r"^\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.[a-z0-9.-]+$")
+from smlocal.runtime.jobspec import image_repository, is_aws_image
 
 FRAMEWORK_REPOSITORIES = {"sagemaker-scikit-learn": "sklearn"}
 
 
-def repository(image: str) -> str:
-    """``acct.dkr.ecr.region.amazonaws.com/kmeans:1`` -> ``kmeans`` (tag or digest dropped)."""
-    return image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
-
-
-def is_aws_image(image: str) -> bool:
-    """An ECR registry of any partition: ``<account>.dkr.ecr.<region>.<amazonaws.com | .com.cn | ISO domain>``."""
-    return _ECR_HOST.match(image.split("/", 1)[0]) is not None
-
-
-def builtin_algorithm(image: str | None) -> str | None:
-    """The smlocal algorithm an AWS built-in image names, else None."""
-    if not image or not is_aws_image(image):
-        return None
-    found = by_image_repository(repository(image))
-    return found.name if found else None
-
-
 def framework(image: str | None) -> str | None:
     """``sklearn`` for the SDK's scikit-learn framework image, else None."""
-    if not image or not is_aws_image(image):
+    if not is_aws_image(image):
         return None
-    return FRAMEWORK_REPOSITORIES.get(repository(image))
+    return FRAMEWORK_REPOSITORIES.get(image_repository(image))
 
 
 def local_algorithm_spec(spec: dict) -> dict:
-    """An AlgorithmSpecification with an AWS image replaced by what runs it here: AlgorithmName for a
-    built-in, nothing for a framework image (script mode on smlocal's container)."""
+    """An AlgorithmSpecification as the runtime takes it: a framework image dropped (script mode on
+    smlocal's container); anything else as given."""
     spec = dict(spec)
-    image = spec.get("TrainingImage")
-    algorithm = builtin_algorithm(image)
-    if algorithm:
-        spec.pop("TrainingImage")
-        spec["AlgorithmName"] = algorithm
-    elif framework(image):
+    if framework(spec.get("TrainingImage")):
         spec.pop("TrainingImage")
     return spec

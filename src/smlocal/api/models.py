@@ -25,10 +25,8 @@ class _Definitions:
         return arn("sagemaker", self.ctx.region, self.arn_kind, name)
 
     def get(self, name: str) -> dict:
-        record = self.ctx.store.get(self.kind, name)
-        if record is None:
-            raise validation(f'Could not find {self.noun} "{self.arn(name)}".')
-        return record
+        return self.ctx.store.require(self.kind, name,
+                                      lambda: validation(f'Could not find {self.noun} "{self.arn(name)}".'))
 
     def check(self, body: dict) -> None:
         """Cross-field rules beyond the request shape."""

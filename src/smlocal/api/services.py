@@ -5,8 +5,10 @@ from smlocal.api.context import Context
 from smlocal.api.endpoints import Endpoints
 from smlocal.api.logs import Logs, Stream
 from smlocal.api.models import EndpointConfigs, Models
+from smlocal.api.tags import list_tags
 from smlocal.api.training import TrainingJobs
 from smlocal.api.transform import TransformJobs
+from smlocal.api.tuning import TuningJobs
 
 TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
 TRANSFORM_GROUP = "/aws/sagemaker/TransformJobs"
@@ -21,6 +23,7 @@ class Services:
         self.configs = EndpointConfigs(ctx, self.models)
         self.endpoints = Endpoints(ctx, self.models, self.configs)
         self.transforms = TransformJobs(ctx, self.models)
+        self.tuning = TuningJobs(ctx, self.training)
         self.logs = Logs([self._training_streams, self._transform_streams, self._endpoint_streams])
         self.invoke = self.endpoints.invoke
 
@@ -36,7 +39,15 @@ class Services:
             "DeleteEndpoint": e.delete, "ListEndpoints": e.list,
             "CreateTransformJob": x.create, "DescribeTransformJob": x.describe, "ListTransformJobs": x.list,
             "StopTransformJob": x.stop,
+            "ListTags": lambda body: list_tags(self.ctx.store, body),
+            **self._tuning_handlers(),
         }
+
+    def _tuning_handlers(self) -> dict:
+        h = self.tuning
+        return {"CreateHyperParameterTuningJob": h.create, "DescribeHyperParameterTuningJob": h.describe,
+                "ListHyperParameterTuningJobs": h.list, "StopHyperParameterTuningJob": h.stop,
+                "ListTrainingJobsForHyperParameterTuningJob": h.list_training_jobs}
 
     def logs_handlers(self) -> dict:
         return {"DescribeLogStreams": self.logs.describe_log_streams, "GetLogEvents": self.logs.get_log_events,
@@ -72,6 +83,7 @@ class Services:
     # ---------------------------------------------------------------------------------- lifecycle
     def resume(self) -> None:
         self.training.resume()
+        self.tuning.resume()
         self.transforms.resume()
         self.endpoints.resume()
 

@@ -16,40 +16,50 @@ CREDENTIALS = {"aws_access_key_id": "smlocal", "aws_secret_access_key": "smlocal
 DEFAULT_BUCKET = "sagemaker-smlocal"
 
 
-def environment(url: str, region: str = REGION) -> dict[str, str]:
-    """The variables that point boto3, the SDK and the AWS CLI at ``url``."""
-    return {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"], "AWS_DEFAULT_REGION": region}
+def environment(url: str, region: str = REGION, s3_endpoint_url: str | None = None) -> dict[str, str]:
+    """The variables that point boto3, the SDK and the AWS CLI at ``url`` (S3 at ``s3_endpoint_url``
+    when the server was given one)."""
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+           "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"]}
+    if s3_endpoint_url:
+        env["AWS_ENDPOINT_URL_S3"] = s3_endpoint_url
+    env["AWS_DEFAULT_REGION"] = region  # last: the banner's last line
+    return env
 
 
 class LocalBotoSession(boto3.session.Session):
     """A boto3 session whose clients and resources all use ``endpoint_url`` (an AWS URL given
-    explicitly, as the SDK does for STS, is replaced by it too)."""
+    explicitly, as the SDK does for STS, is replaced by it too); S3 uses ``s3_endpoint_url`` when
+    the server keeps S3 elsewhere (``smlocal api --s3-endpoint-url``)."""
 
-    def __init__(self, endpoint_url: str, region_name: str = REGION, **credentials):
+    def __init__(self, endpoint_url: str, region_name: str = REGION, s3_endpoint_url: str | None = None,
+                 **credentials):
         super().__init__(region_name=region_name, **(credentials or CREDENTIALS))
-        self.endpoint_url = endpoint_url
+        self.endpoint_url, self.s3_endpoint_url = endpoint_url, s3_endpoint_url
 
-    def _local(self, kwargs: dict) -> dict:
+    def _local(self, service: str, kwargs: dict) -> dict:
         given = kwargs.get("endpoint_url")
         if not given or "amazonaws.com" in given:
-            kwargs["endpoint_url"] = self.endpoint_url
+            s3_elsewhere = service == "s3" and self.s3_endpoint_url
+            kwargs["endpoint_url"] = self.s3_endpoint_url if s3_elsewhere else self.endpoint_url
         return kwargs
 
-    def client(self, *args, **kwargs):
-        return super().client(*args, **self._local(kwargs))
+    def client(self, service_name, *args, **kwargs):
+        return super().client(service_name, *args, **self._local(service_name, kwargs))
 
-    def resource(self, *args, **kwargs):
-        return super().resource(*args, **self._local(kwargs))
+    def resource(self, service_name, *args, **kwargs):
+        return super().resource(service_name, *args, **self._local(service_name, kwargs))
 
 
-def sagemaker_session(url: str | None = None, region: str = REGION, default_bucket: str = DEFAULT_BUCKET):
+def sagemaker_session(url: str | None = None, region: str = REGION, default_bucket: str = DEFAULT_BUCKET,
+                      s3_endpoint_url: str | None = None):
     """A ``sagemaker.Session`` wired to ``smlocal api`` at ``url`` (default ``$AWS_ENDPOINT_URL``, else
-    port 4566), with ``default_bucket`` created in the local S3."""
+    port 4566), with ``default_bucket`` created in its S3: the embedded one, or ``s3_endpoint_url``
+    (default ``$AWS_ENDPOINT_URL_S3``) where the server was started with ``--s3-endpoint-url``."""
     import sagemaker
 
     url = url or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_URL
-    boto_session = LocalBotoSession(url, region)
+    boto_session = LocalBotoSession(url, region, s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3"))
     s3 = boto_session.client("s3")
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if default_bucket not in existing:

@@ -33,6 +33,13 @@ class Store:
         except FileNotFoundError:
             return None
 
+    def require(self, kind: str, name: str, missing: Callable[[], Exception]) -> dict:
+        """The record, or ``missing()`` raised (each kind words its not-found error as the service does)."""
+        record = self.get(kind, name)
+        if record is None:
+            raise missing()
+        return record
+
     def put(self, kind: str, name: str, record: dict) -> dict:
         with self.lock:
             atomic_write_bytes(self._path(kind, name), json.dumps(record, indent=1).encode())
@@ -61,6 +68,20 @@ class Store:
                 return True
             except FileNotFoundError:
                 return False
+
+    def update_each(self, kind: str, status_key: str, statuses: tuple[str, ...],
+                    change: Callable[[dict], None]) -> list[dict]:
+        """``change`` every record whose ``status_key`` is one of ``statuses``; the changed records
+        (a restart's clean-up of what was running)."""
+        def guarded(record: dict) -> None:
+            if record.get(status_key) in statuses:
+                change(record)
+                changed.append(record)
+
+        changed: list[dict] = []
+        for path in sorted((self.root / kind).glob("*.json")):
+            self.update(kind, path.stem, guarded)
+        return changed
 
     def all(self, kind: str) -> Iterator[dict]:
         for path in sorted((self.root / kind).glob("*.json")):

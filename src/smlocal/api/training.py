@@ -14,7 +14,7 @@ from pathlib import Path
 
 from smlocal.api import images, listing, metrics
 from smlocal.api.context import Context
-from smlocal.api.protocol import ApiError, arn, failure_reason, in_use, not_found, now, validation
+from smlocal.api.protocol import ApiError, arn, failure_reason, in_use, now, validation
 
 KIND = "training-jobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -25,54 +25,34 @@ def epoch(iso: str | None) -> float | None:
     return _dt.datetime.fromisoformat(iso).timestamp() if iso else None
 
 
-class _StoppableBackend:
-    """The runtime backend, keeping each host's run so that StopTrainingJob can stop them."""
-
-    def __init__(self, backend):
-        self.backend, self.name = backend, backend.name
-        self.runs: list = []
-        self.stop_requested = threading.Event()
-
-    def __getattr__(self, attr):
-        return getattr(self.backend, attr)
-
-    def start_training(self, host, sink, **options):
-        run = self.backend.start_training(host, sink, **options)
-        self.runs.append(run)
-        if self.stop_requested.is_set():
-            run.terminate()
-        return run
-
-    def stop(self) -> None:
-        self.stop_requested.set()
-        for run in list(self.runs):
-            if run.poll() is None:
-                run.terminate()
-
-
 class TrainingJobs:
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.backends: dict[str, _StoppableBackend] = {}
+        self.stops: dict[str, threading.Event] = {}  # running job -> its stop event (StopTrainingJob)
 
     # ------------------------------------------------------------------------------------ create
-    def _local_body(self, body: dict, job_dir: Path) -> dict:
-        """The request as the runtime takes it: AWS images mapped to smlocal's container, an s3://
-        script source fetched next to the job (the runtime reads code from disk)."""
+    @staticmethod
+    def _local_body(body: dict) -> dict:
+        """The request as the runtime takes it: the SDK's framework image dropped (script mode on
+        smlocal's container); built-in images, s3:// channels and code are the runtime's to read."""
         local = {k: v for k, v in body.items() if k != "Tags"}
         local["AlgorithmSpecification"] = images.local_algorithm_spec(body["AlgorithmSpecification"])
-        hps = dict(body.get("HyperParameters") or {})
-        source = hps.get("sagemaker_submit_directory")
-        if source:
-            try:
-                uri = json.loads(source)
-            except ValueError:
-                uri = source
-            if isinstance(uri, str) and uri.startswith("s3://"):
-                path = self.ctx.download(uri, job_dir.with_name(job_dir.name + ".code") / Path(uri).name)
-                hps["sagemaker_submit_directory"] = json.dumps(str(path))
-        local["HyperParameters"] = hps
         return local
+
+    def _check_quota(self, body: dict) -> None:
+        """ResourceLimitExceeded, as the service's per-instance-type training quota answers: this
+        machine's limit is ``max_training_instances`` instances of running jobs per instance type."""
+        resources = body["ResourceConfig"]
+        kind, count = resources.get("InstanceType", "ml.m5.large"), resources.get("InstanceCount", 1)
+        used = sum(r["ResourceConfig"].get("InstanceCount", 1) for r in self.ctx.store.all(KIND)
+                   if r["TrainingJobStatus"] in ("InProgress", "Stopping")
+                   and r["ResourceConfig"].get("InstanceType") == kind)
+        limit = self.ctx.max_training_instances
+        if used + count > limit:
+            raise ApiError("ResourceLimitExceeded", f"The account-level service limit '{kind} for training job "
+                                                    f"usage' is {limit} Instances, with current utilization of "
+                                                    f"{used} Instances and a request delta of {count} Instances. "
+                                                    "Locally the limit is smlocal api's --max-training-instances.")
 
     def create(self, body: dict) -> dict:
         from smlocal.errors import SmlocalError
@@ -83,7 +63,7 @@ class TrainingJobs:
         if self.ctx.store.get(KIND, name) is not None:
             raise self._exists(name)
         try:
-            spec = parse_job(self._local_body(body, work / name), base=work, local_output=str(work))
+            spec = parse_job(self._local_body(body), base=work, local_output=str(work))
         except SmlocalError as exc:
             raise validation(str(exc)) from None
         created = now()
@@ -95,7 +75,10 @@ class TrainingJobs:
                   "CreationTime": created, "LastModifiedTime": created,
                   _INTERNAL: {"JobDirectory": str(spec.job_dir)}}
         record.pop("Tags", None)
-        self.ctx.store.create(KIND, name, record, lambda: self._exists(name))
+        with self.ctx.store.lock:  # the quota counts what is stored: two clients at once cannot both pass
+            self._check_quota(body)
+            self.ctx.store.create(KIND, name, record, lambda: self._exists(name))
+            self.stops[name] = threading.Event()
         self.ctx.spawn(self._run, name, spec, name=f"training-{name}")
         return {"TrainingJobArn": record["TrainingJobArn"]}
 
@@ -107,20 +90,18 @@ class TrainingJobs:
         from smlocal.runtime.jobs import run_training
         from smlocal.runtime.progress import Display
 
-        result, error = None, None
+        result, error, stop = None, None, self.stops[name]
         try:
-            backend = self.backends[name] = _StoppableBackend(self.ctx.choose_backend(spec.image, spec.algorithm))
-            if self.ctx.store.get(KIND, name).get("TrainingJobStatus") == "Stopping":
-                backend.stop_requested.set()
+            backend = self.ctx.choose_backend(spec.image, spec.algorithm)
             # the runtime's progress messages go to a file beside the job, not the server's console
+            spec.job_dir.parent.mkdir(parents=True, exist_ok=True)  # a local S3OutputPath may not exist yet
             with open(spec.job_dir.with_name(name + ".messages.log"), "a", encoding="utf-8") as messages:
                 result = run_training(spec, backend, display=Display(live=False, stream=messages),
-                                      s3_client=self.ctx.s3)
+                                      s3_client=self.ctx.s3, stop=stop, cache_dir=self.ctx.cache_dir)
         except Exception as exc:  # noqa: BLE001 - any failure to run is the job's FailureReason
             error = failure_reason(exc)
-        stopped = name in self.backends and self.backends[name].stop_requested.is_set()
-        self.ctx.store.update(KIND, name, lambda r: self._finish(r, result, error, stopped))
-        self.backends.pop(name, None)
+        self.ctx.store.update(KIND, name, lambda r: self._finish(r, result, error, stop.is_set()))
+        self.stops.pop(name, None)
 
     def _finish(self, record: dict, result, error: str | None, stopped: bool) -> None:
         end = now()
@@ -163,10 +144,9 @@ class TrainingJobs:
             return None
 
     def get(self, name: str) -> dict:
-        record = self.ctx.store.get(KIND, name)
-        if record is None:
-            raise not_found(f"Requested resource not found: training job {name!r} does not exist.")
-        return record
+        # the service answers an unknown training job so, whatever its model's ResourceNotFound says
+        # (github.com/aws/aws-sdk/issues/165); the SDK compares this very message
+        return self.ctx.store.require(KIND, name, lambda: validation("Requested resource not found."))
 
     def log_files(self, name: str) -> tuple[dict, float]:
         """(host -> log file, the streams' creation time) of a job that has started."""
@@ -204,16 +184,14 @@ class TrainingJobs:
                              f"{record['TrainingJobStatus']}.")
         self.ctx.store.update(KIND, name, lambda r: r.update(TrainingJobStatus="Stopping",
                                                              SecondaryStatus="Stopping", LastModifiedTime=now()))
-        backend = self.backends.get(name)
-        if backend is not None:
-            backend.stop()
+        stop = self.stops.get(name)
+        if stop is not None:
+            stop.set()  # the runtime stops the hosts (SIGTERM, then SIGKILL after the grace) and reports Stopped
         return {}
 
     def resume(self) -> None:
         """After a restart: a job that was running when the server stopped cannot be resumed."""
-        for record in self.ctx.store.all(KIND):
-            if record["TrainingJobStatus"] in ("InProgress", "Stopping"):
-                self.ctx.store.update(KIND, record["TrainingJobName"], lambda r: self._interrupted(r))
+        self.ctx.store.update_each(KIND, "TrainingJobStatus", ("InProgress", "Stopping"), self._interrupted)
 
     @staticmethod
     def _interrupted(record: dict) -> None:

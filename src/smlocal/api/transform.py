@@ -33,10 +33,7 @@ class TransformJobs:
         return {HOST: str(path)} if path.exists() else {}
 
     def get(self, name: str) -> dict:
-        record = self.ctx.store.get(KIND, name)
-        if record is None:
-            raise not_found(f"Could not find requested job with name {name}")
-        return record
+        return self.ctx.store.require(KIND, name, lambda: not_found(f"Could not find requested job with name {name}"))
 
     def create(self, body: dict) -> dict:
         name = body["TransformJobName"]
@@ -120,10 +117,8 @@ class TransformJobs:
         return {}
 
     def resume(self) -> None:
-        for record in self.ctx.store.all(KIND):
-            if record["TransformJobStatus"] in ("InProgress", "Stopping"):
-                self.ctx.store.update(KIND, record["TransformJobName"], lambda r: _finished(
-                    r, "Failed", "InternalServerError: the smlocal api server stopped while the job ran."))
+        self.ctx.store.update_each(KIND, "TransformJobStatus", ("InProgress", "Stopping"), lambda r: _finished(
+            r, "Failed", "InternalServerError: the smlocal api server stopped while the job ran."))
 
 
 def _finished(record: dict, status: str, reason: str | None) -> None:

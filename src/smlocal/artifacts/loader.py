@@ -2,7 +2,8 @@
 
 Accepted layouts: ``model_algo-1`` (or any ``model_<host>``), or a ``model.tar.gz`` holding one. The
 tarball is read member by member in memory (nothing is extracted to disk), and any member that could
-escape a directory or is not a plain file (absolute path, ``..``, link, device, FIFO) is refused.
+escape a directory or is not a plain file (absolute path, ``..``, link, device, FIFO) is refused, and so
+is one over the archive limits (``smlocal.archives``), which keep a compressed bomb out of memory.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Union
 from smlocal.artifacts.kmeans import KMeansModel, loads_kmeans
 from smlocal.artifacts.linear_learner import LinearLearnerModel, loads_linear_learner
 from smlocal.artifacts.mxnet_ndarray import LIST_MAGIC
-from smlocal.archives import check_member
+from smlocal.archives import checked_members
 from smlocal.errors import ModelLoadError
 
 Model = Union[KMeansModel, LinearLearnerModel]
@@ -55,9 +56,7 @@ def load_model_bytes(data: bytes, source: str) -> Model:
 def _load_tarball(tar_path: Path) -> Model:
     try:
         with tarfile.open(tar_path, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                check_member(member, str(tar_path), ModelLoadError)
+            members = [m for m, _ in checked_members(tar, str(tar_path), ModelLoadError)]
             files = {PurePosixPath(m.name).as_posix().removeprefix("./"): m for m in members if m.isfile()}
             chosen = _pick([n for n in files if "/" not in n])
             if chosen is None:

@@ -21,7 +21,15 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.data.csv import NAN_MESSAGE, CsvBlock, CsvScanner, MissingValueError, check_label_size, first_nan
+from smlocal.data.csv import (
+    NAN_MESSAGE,
+    CsvBlock,
+    CsvScanner,
+    MissingValueError,
+    check_label_size,
+    first_nonfinite,
+    nonfinite_message,
+)
 from smlocal.data.protobuf import RecordDecodeError, decode_fixed_block, decode_records
 from smlocal.data.recordio import (
     DEFAULT_CHUNK,
@@ -71,24 +79,31 @@ class _Piece:
     features: np.ndarray | sp.csr_matrix
     labels: np.ndarray | None
     where: Callable[[int], str]  # row index -> "file 'x' line 3" / "file 'x', record at byte offset 96"
+    cell: Callable[[int | None], str]  # feature index (None: the label) -> "column 4" / "feature 3"
 
 
-def first_nan_row(features, labels) -> int | None:
-    """Index of the first row with a NaN in its features (dense or CSR) or label, or None."""
-    rows = []
+def first_nonfinite_cell(features, labels) -> tuple[int, int | None, float] | None:
+    """(row, feature index or None for the label, value) of the first NaN or infinite value, or None."""
+    found = []
     if sp.issparse(features):
-        bad = np.flatnonzero(np.isnan(features.data)) if features.dtype.kind == "f" else ()
-        if len(bad):
-            rows.append(int(np.searchsorted(features.indptr, bad[0], side="right")) - 1)
+        if features.dtype.kind == "f" and features.nnz and not (
+                np.isfinite(features.data.min()) and np.isfinite(features.data.max())):
+            k = int(np.flatnonzero(~np.isfinite(features.data))[0])
+            row = int(np.searchsorted(features.indptr, k, side="right")) - 1
+            found.append((row, int(features.indices[k]), float(features.data[k])))
     elif features.size and features.dtype.kind == "f":
-        row = first_nan(features)
-        if row is not None:
-            rows.append(row)
+        cell = first_nonfinite(features)
+        if cell is not None:
+            found.append((cell[0], cell[1], float(features[cell])))
     if labels is not None and labels.dtype.kind == "f":
-        bad = np.flatnonzero(np.isnan(labels))
-        if bad.size:
-            rows.append(int(bad[0]))
-    return min(rows) if rows else None
+        cell = first_nonfinite(labels.reshape(-1, 1))
+        if cell is not None:
+            found.append((cell[0], None, float(labels[cell[0]])))
+    return min(found, key=lambda cell: cell[0]) if found else None
+
+
+def _recordio_cell(feature: int | None) -> str:
+    return "label" if feature is None else f"feature {feature}"
 
 
 def _concat(features: list, labels: list) -> Batch:
@@ -268,9 +283,11 @@ class Channel:
                 f"{'labeled' if labels is not None else 'unlabeled'} but earlier data of the channel is not. "
                 "Label every record or none."
             )
-        bad = first_nan_row(features, labels)
+        bad = first_nonfinite_cell(features, labels)
         if bad is not None:
-            raise CustomerError(f"Channel '{self.name}', {piece.where(bad)}: {NAN_MESSAGE}")
+            row, column, value = bad
+            where = piece.where(row) + ("" if np.isnan(value) else f", {piece.cell(column)}")
+            raise CustomerError(f"Channel '{self.name}', {where}: {nonfinite_message(value)}")
         return features, labels
 
     def _recordio_pieces(self, epoch: int) -> Iterator[_Piece]:
@@ -291,7 +308,7 @@ class Channel:
                         decoded = decode_records(frames.to_bytes(), cast=True)
                     except RecordDecodeError as exc:
                         raise DataFormatError(f"{where(frames)(exc.index)} {exc.detail}") from None
-                yield _Piece(decoded[0], decoded[1], where(frames))
+                yield _Piece(decoded[0], decoded[1], where(frames), _recordio_cell)
         scanner.finish()
 
     def _csv_sources(self, epoch: int) -> Iterator[tuple[str, BinaryIO]]:
@@ -316,7 +333,12 @@ class Channel:
         for block in blocks:
             check_label_size(block.values.shape[1], self.label_size, block.source)
             features, labels = block.split(self.label_size)
-            yield _Piece(features, labels, lambda i, b=block: f"file '{b.source}' line {int(b.lines[i])}")
+            yield _Piece(features, labels, lambda i, b=block: f"file '{b.source}' line {int(b.lines[i])}",
+                         self._csv_cell)
+
+    def _csv_cell(self, feature: int | None) -> str:
+        """The file's 1-based column: the label is column 1 when label_size=1."""
+        return "column 1" if feature is None else f"column {self.label_size + feature + 1}"
 
     def batches(self, batch_size: int, epoch: int = 0) -> Iterator[Batch]:
         """Batches of exactly ``batch_size`` rows (the last may be shorter) for one pass over the data."""

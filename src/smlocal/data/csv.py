@@ -5,8 +5,9 @@ guide, "Common Data Formats for Training").
 
 Chunks of whole lines are parsed by numpy's C ``loadtxt`` (float64, then cast to float32, so values
 round exactly as a per-cell ``float()`` would). Only when a chunk fails does a slow per-line pass run,
-to name the first bad line: a header, a non-numeric or empty cell, a ragged row. NaN cells parse, and
-are reported with their line by ``first_nan``; the channel decides how to word that.
+to name the first bad line: a header, a non-numeric or empty cell, a ragged row. NaN and infinite cells
+(``inf``, ``1e400``, or beyond float32's range) parse, and are located by ``first_nonfinite``; the
+channel decides how to word that.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from smlocal.data.recordio import DataFormatError, read_chunks
 
 DEFAULT_CHUNK = 4 << 20
 NAN_MESSAGE = "Found missing (NaN) values. Please remove any missing (NaN) values in the input data."
+INF_MESSAGE = "Found infinite values. Please remove or replace any infinite values in the input data."
 
 
 @dataclass
@@ -84,6 +86,8 @@ class CsvScanner:
         first = self._line
         nlines = data.count(b"\n")
         self._line += nlines
+        if not data.replace(b"\r\n", b"\n").strip(b"\n"):  # empty lines only (as loadtxt sees them: a
+            return []  # space is a cell): no rows, and no loadtxt "input contained no data" warning
         try:
             with np.errstate(all="ignore"):
                 values = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=np.float64, comments=None, ndmin=2)
@@ -138,11 +142,19 @@ class CsvScanner:
         return DataFormatError(f"file '{self.source}' lines {first}-{last}: {fallback}")
 
 
-def first_nan(values: np.ndarray) -> int | None:
-    """Row index of the first NaN in a 2-D array, or None."""
-    if values.size == 0 or not np.isnan(values.min()):  # min propagates NaN: a cheap first pass
+def first_nonfinite(values: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first NaN or infinite value in a 2-D array, or None."""
+    # min and max propagate NaN and reach +-inf: two reductions, no temporary, for data that is finite
+    if values.size == 0 or (np.isfinite(values.min()) and np.isfinite(values.max())):
         return None
-    return int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
+    bad = ~np.isfinite(values)
+    row = int(np.flatnonzero(bad.any(axis=1))[0])
+    return row, int(np.flatnonzero(bad[row])[0])
+
+
+def nonfinite_message(value: float) -> str:
+    """The built-ins' NaN message for a NaN, the infinite-value message otherwise."""
+    return NAN_MESSAGE if np.isnan(value) else INF_MESSAGE
 
 
 def iter_csv_blocks(stream: BinaryIO, source: str, expect_columns: int | None = None,
@@ -161,9 +173,12 @@ def read_csv(path, label_size: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
     if not blocks:
         return np.zeros((0, 0), dtype=np.float32), (np.zeros(0, dtype=np.float32) if label_size else None)
     for block in blocks:
-        row = first_nan(block.values)
-        if row is not None:
-            raise DataFormatError(f"file '{path}' line {block.lines[row]}: {NAN_MESSAGE}")
+        bad = first_nonfinite(block.values)
+        if bad is not None:
+            row, column = bad
+            value = block.values[row, column]
+            where = f"line {block.lines[row]}" + ("" if np.isnan(value) else f", column {column + 1}")
+            raise DataFormatError(f"file '{path}' {where}: {nonfinite_message(value)}")
     values = np.concatenate([b.values for b in blocks])
     merged = CsvBlock(str(path), values, np.concatenate([b.lines for b in blocks]))
     return merged.split(label_size)

@@ -95,6 +95,9 @@ def _train_spec(args):
             raise CustomerError(f"Job file {job_file} does not exist.") from None
         except json.JSONDecodeError as exc:
             raise CustomerError(f"Job file {job_file} is not valid JSON: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise CustomerError(f"Job file {job_file} is not UTF-8 text (byte {exc.start}); save it as UTF-8 "
+                                "JSON.") from None
         output = jobfields.output_location(args.output, "--output") if args.output else None
         spec = jobspec.parse_job(body, base=job_file.resolve().parent, output_path=output,
                                  local_output=args.local_output)
@@ -184,7 +187,7 @@ def cmd_serve(args) -> int:
             endpoint.run.wait(1.0)
         code = endpoint.run.poll() if endpoint.run is not None else 0
         display.message(f"the server exited with code {code}")
-        return 1
+        return 0 if code == 0 else 1  # a clean stop of the server (SIGTERM to it) is a clean exit
     except KeyboardInterrupt:
         display.message("stopping the endpoint")
         return 0

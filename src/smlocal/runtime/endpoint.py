@@ -10,19 +10,21 @@ from __future__ import annotations
 import collections
 import http.client
 import json
+import secrets
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from smlocal.archives import safe_extract
+from smlocal.archives import copy_model_dir, safe_extract
 from smlocal.environment import Paths
 from smlocal.errors import CustomerError
 from smlocal.runtime.backends import Backend, Run
 from smlocal.runtime.ports import LOOPBACK, free_port, port_in_use
 from smlocal.runtime.progress import Display
+from smlocal.serving.config import PING_TOKEN_HEADER, TOKEN_VARS
 
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 30.0  # SageMaker gives a serving container 30 s between SIGTERM and SIGKILL
@@ -34,6 +36,7 @@ class Response:
     status: int
     content_type: str
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)  # the server's response headers
 
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
@@ -48,18 +51,19 @@ def request(port: int, method: str, path: str, body: bytes | None = None, header
     try:
         conn.request(method, path, body=body, headers=dict(headers or {}))
         resp = conn.getresponse()
-        return Response(resp.status, resp.getheader("Content-Type", ""), resp.read())
+        return Response(resp.status, resp.getheader("Content-Type", ""), resp.read(), dict(resp.getheaders()))
     finally:
         conn.close()
 
 
 def invoke(port: int, body: bytes, content_type: str, accept: str | None = None, timeout: float = 60.0,
-           host: str = HOST) -> Response:
-    """POST /invocations, like InvokeEndpoint."""
-    headers = {"Content-Type": content_type}
+           host: str = HOST, headers: Mapping[str, str] | None = None) -> Response:
+    """POST /invocations, like InvokeEndpoint. ``headers``: more request headers, e.g. InvokeEndpoint's
+    ``X-Amzn-SageMaker-Custom-Attributes``, passed to the container as they are."""
+    sent = {**(headers or {}), "Content-Type": content_type}
     if accept:
-        headers["Accept"] = accept
-    return request(port, "POST", "/invocations", body, headers, timeout, host)
+        sent["Accept"] = accept
+    return request(port, "POST", "/invocations", body, sent, timeout, host)
 
 
 class Endpoint:
@@ -72,7 +76,12 @@ class Endpoint:
         self.backend = backend
         self.port = port or free_port()
         # smlocal's server listens on loopback only for local endpoints (other images ignore this)
-        self.env = {"SMLOCAL_BIND_HOST": HOST, **(env or {})}
+        # MALLOC_ARENA_MAX: the server's request threads would each grow a glibc malloc arena that keeps
+        # freed memory; two keep its RSS flat (the images set the same)
+        self.env = {"SMLOCAL_BIND_HOST": HOST, "MALLOC_ARENA_MAX": "2", **(env or {})}
+        # smlocal's server answers /ping with this token: readiness is its answer, not another server's on the port
+        self.token = secrets.token_hex(16)
+        self.env[TOKEN_VARS[0]] = self.token
         if workers:
             self.env["MODEL_SERVER_WORKERS"] = str(workers)
         self.display = display
@@ -99,7 +108,7 @@ class Endpoint:
         try:
             model_dir = Paths(self.root).model_dir
             if self.model.is_dir():
-                shutil.copytree(self.model, model_dir)  # a model directory: served as it is
+                copy_model_dir(self.model, model_dir)  # a model directory: served as it is
             else:
                 names = safe_extract(self.model, model_dir)
                 if not names:
@@ -122,20 +131,25 @@ class Endpoint:
             if code is not None:
                 self.run.finish(2)
                 raise self._diagnosis(f"exited with code {code} before answering /ping")
-            if self.ping():
+            if self.ping(own=True):
                 return
             if time.monotonic() > deadline:
                 raise self._diagnosis(f"did not answer /ping on port {self.port} within {self.ready_timeout:.0f} s")
             time.sleep(0.2)
 
-    def ping(self) -> bool:
+    def ping(self, own: bool = False) -> bool:
+        """/ping answers 200; with ``own``, from the server this endpoint started. A server that sends no
+        token (another image) is taken at its word: only smlocal's server can tell itself from another."""
         try:
-            return request(self.port, "GET", "/ping", timeout=2).status == 200
+            resp = request(self.port, "GET", "/ping", timeout=2)
         except (ConnectionError, OSError, http.client.HTTPException):
             return False
+        token = {k.lower(): v for k, v in resp.headers.items()}.get(PING_TOKEN_HEADER.lower())
+        return resp.status == 200 and (not own or token in (None, self.token))
 
-    def invoke(self, body: bytes, content_type: str, accept: str | None = None, timeout: float = 60.0) -> Response:
-        return invoke(self.port, body, content_type, accept, timeout)
+    def invoke(self, body: bytes, content_type: str, accept: str | None = None, timeout: float = 60.0,
+               headers: Mapping[str, str] | None = None) -> Response:
+        return invoke(self.port, body, content_type, accept, timeout, headers=headers)
 
     def execution_parameters(self) -> dict | None:
         """The container's GET /execution-parameters answer, or None when it has none."""

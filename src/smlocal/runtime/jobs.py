@@ -2,8 +2,10 @@
 
 The job's record (``records``: ``<output>/<job>/training-job.json``) says Completed, Failed or Stopped,
 with the FailureReason (first 1024 characters of the failing host's ``output/failure``) and exit code.
-MaxRuntimeInSeconds and Ctrl-C stop every host: SIGTERM, then SIGKILL after the grace period
-(120 s, as StopTrainingJob). Artifacts are collected whatever the outcome, as SageMaker does.
+MaxRuntimeInSeconds, Ctrl-C and a ``stop`` event set by another thread (StopTrainingJob) stop every
+host: SIGTERM, then SIGKILL after the grace period (120 s, as StopTrainingJob). output.tar.gz is
+collected whatever the outcome; model.tar.gz as SageMaker gives one: for a completed job, and for a
+stopped one whose algorithm saved a model after SIGTERM, never for a failed one.
 """
 from __future__ import annotations
 
@@ -23,9 +25,9 @@ from smlocal.runtime import packaging, sources
 from smlocal.runtime.backends import Backend, Run
 from smlocal.runtime.jobspec import JobSpec
 from smlocal.runtime.pipes import PipeSet
-from smlocal.runtime.plan import TrainingPlan, plan_training
+from smlocal.runtime.plan import PipeFeed, TrainingPlan, name_user_sources, plan_training
 from smlocal.runtime.ports import free_port_pair
-from smlocal.runtime.progress import Display, parse_progress
+from smlocal.runtime.progress import Display, human_bytes, parse_progress
 from smlocal.runtime.records import RECORD_NAME, base_record, now, write_record
 from smlocal.runtime.s3.client import LazyClient
 
@@ -45,13 +47,14 @@ class JobResult:
     plan: TrainingPlan
 
     @property
-    def model_artifacts(self) -> Path:
-        return self.plan.model_tar
+    def model_artifacts(self) -> Path | None:
+        """model.tar.gz, or None where the job has none (failed, or stopped before saving a model)."""
+        return self.plan.model_tar if self.plan.model_tar.is_file() else None
 
 
 @dataclass
 class _Outcome:
-    stopped: str | None = None  # "MaxRuntimeExceeded" | "Interrupted"
+    stopped: str | None = None  # "MaxRuntimeExceeded" | "Interrupted" | "Stopped" (the stop event)
     feeder_error: BaseException | None = None
     exit_codes: dict = field(default_factory=dict)
     first_failed: str | None = None
@@ -126,7 +129,7 @@ def _failure_reason(plan: TrainingPlan, outcome: _Outcome) -> str | None:
     hp = next(h for h in plan.hosts if h.host == host)
     if hp.paths.failure_file.is_file():
         text = hp.paths.failure_file.read_text(encoding="utf-8", errors="replace")
-        return text[:FAILURE_REASON_CHARS]
+        return name_user_sources(text, hp.user_sources())[:FAILURE_REASON_CHARS]  # the user's paths
     code = outcome.exit_codes.get(host)
     how = f"exited with code {code}"
     signum = signal_number(code) if isinstance(code, int) else None
@@ -150,11 +153,15 @@ def _root_cause(plan: TrainingPlan, hosts: list[str]) -> str:
 
 
 def _monitor(plan: TrainingPlan, runs: dict[str, Run], pipes: PipeSet, grace: float, display: Display,
-             deadline: float | None) -> _Outcome:
+             deadline: float | None, stop: threading.Event | None = None) -> _Outcome:
     outcome = _Outcome()
     settle_until = None
     try:
         while True:
+            if outcome.feeder_error is None and outcome.first_failed is None:
+                # read before the exits: a feeder sets its error before it closes the pipe, so an exit
+                # caused by the pipe ending (no records) is never seen before the error that ended it
+                outcome.feeder_error = pipes.error
             failed_now = []
             for host, run in runs.items():
                 code = run.poll()
@@ -176,13 +183,17 @@ def _monitor(plan: TrainingPlan, runs: dict[str, Run], pipes: PipeSet, grace: fl
                 display.message(f"{outcome.first_failed} failed: stopping the other hosts")
                 _stop_all(runs, grace, display)
                 continue
-            if pipes.error is not None:
-                outcome.feeder_error = pipes.error
+            if outcome.feeder_error is not None:
                 _stop_all(runs, grace, display)
                 continue
             if deadline is not None and time.monotonic() > deadline:
                 outcome.stopped = "MaxRuntimeExceeded"
                 display.message(f"MaxRuntimeInSeconds={plan.spec.max_runtime} reached: stopping the job")
+                _stop_all(runs, grace, display)
+                continue
+            if stop is not None and stop.is_set() and outcome.stopped is None:
+                outcome.stopped = "Stopped"
+                display.message("stop requested: stopping the job")
                 _stop_all(runs, grace, display)
                 continue
             time.sleep(POLL_S)
@@ -198,69 +209,78 @@ def _monitor(plan: TrainingPlan, runs: dict[str, Run], pipes: PipeSet, grace: fl
     return outcome
 
 
-def unpack_source(spec: JobSpec) -> JobSpec:
-    """Script mode with a .tar.gz source: unpack it (checked member by member) into the job dir."""
+def unpack_source(spec: JobSpec, s3_client: LazyClient | None = None, display: Display | None = None,
+                  cache_dir: str | Path | None = None) -> JobSpec:
+    """Script mode with a .tar.gz source (a local file, or an s3:// one fetched through the download
+    cache): unpack it (checked member by member) into the job dir."""
     if not spec.source_dir or Path(spec.source_dir).is_dir():
         return spec
     target = spec.job_dir / "code"
-    safe_extract(Path(spec.source_dir), target)
+    archive = sources.local_object(spec.source_dir, s3_client or LazyClient(), display, cache_dir, label="source")
+    safe_extract(archive, target)
     return spec.with_overrides(source_dir=str(target))
 
 
 def run_training(spec: JobSpec, backend: Backend, display: Display | None = None,
                  stop_grace: float = STOP_GRACE_S, keep_work: bool | None = None,
-                 echo: Callable[[str], bool] | None = None, s3_client: LazyClient | None = None) -> JobResult:
+                 echo: Callable[[str], bool] | None = None, s3_client: LazyClient | None = None,
+                 stop: threading.Event | None = None, cache_dir: str | Path | None = None) -> JobResult:
     """Plan the job, run every host on ``backend``, collect artifacts, write the record.
 
     ``keep_work``: keep the hosts' /opt/ml trees (default: only when the job did not complete).
     ``echo``: which container log lines to show (all by default); every line goes to the log files.
     ``s3_client``: the command's S3 client (``--s3-endpoint-url``); used only for s3:// URIs. S3 inputs
     are listed (File mode: downloaded) and an S3 output's bucket checked before anything is started.
+    ``stop``: set it (from any thread) to stop the job as Ctrl-C does; the job ends Stopped.
+    ``cache_dir``: the S3 download cache (default ``s3.cache.default_cache_dir()``).
     """
     s3_client = s3_client or LazyClient()
     display = display or Display(live=False)
     if (spec.job_dir / RECORD_NAME).exists():
         raise CustomerError(f"A training job named '{spec.job_name}' already exists in {spec.job_dir}. "
                             "Choose another --job-name (or TrainingJobName) or delete that directory.")
-    plan = _plan(spec, s3_client, display)
+    plan = _plan(spec, s3_client, display, cache_dir)
     record = base_record(plan.spec, plan, backend.name)
     for note in plan.spec.notes:
         display.message(note)
     write_record(plan.record_file, record)
     started = time.monotonic()
-    outcome = _run_hosts(plan, backend, record, display, started, stop_grace, echo)
-    # Collect artifacts whatever the outcome (SageMaker uploads the model of a stopped job too).
-    packaging.package_dirs(plan.model_tar, [h.paths.model_dir for h in plan.hosts])
+    outcome = _run_hosts(plan, backend, record, display, started, stop_grace, echo, stop)
+    # output.tar.gz whatever the outcome (it explains a failure); model.tar.gz as SageMaker gives one
+    model_dirs = [h.paths.model_dir for h in plan.hosts]
+    if _has_model(outcome, model_dirs):
+        packaging.package_dirs(plan.model_tar, model_dirs)
     packaging.package_dirs(plan.output_tar, [h.paths.output_data_dir for h in plan.hosts])
     _upload(plan, outcome, s3_client, display)
     return _finish(plan, record, outcome, started, keep_work)
 
 
-def _plan(spec: JobSpec, s3_client: LazyClient, display: Display) -> TrainingPlan:
+def _plan(spec: JobSpec, s3_client: LazyClient, display: Display, cache_dir: str | Path | None) -> TrainingPlan:
     """List (and for File mode fetch) the channels, unpack a script's source, plan every host."""
     # S3 first: a wrong bucket or an empty prefix fails here, before anything is written or started
     sources.check_output(spec, s3_client)
-    objects, is_dir = sources.resolve_channels(spec, s3_client, display)
-    spec = unpack_source(spec)
+    objects, is_dir = sources.resolve_channels(spec, s3_client, display, cache_dir)
+    spec = unpack_source(spec, s3_client, display, cache_dir)
     ps_port = free_port_pair() if spec.instance_count > 1 else None
     plan = plan_training(spec, spec.job_dir, objects, ps_port=ps_port, source_is_dir=is_dir)
     return plan
 
 
 def _run_hosts(plan: TrainingPlan, backend: Backend, record: dict, display: Display, started: float,
-               stop_grace: float, echo: Callable[[str], bool] | None) -> _Outcome:
+               stop_grace: float, echo: Callable[[str], bool] | None,
+               stop: threading.Event | None = None) -> _Outcome:
     """Feed the pipes, start every host and watch them to the end; a job that cannot start is recorded
     as Failed before the error goes up."""
     sink = _LogSink(plan, display, echo)
     runs: dict[str, Run] = {}
     feeds = [feed for host in plan.hosts for feed in host.pipes]
     fed = display.task("pipe data fed", unit="bytes") if feeds else None
-    pipes = PipeSet(feeds, on_bytes=fed.advance if fed else None)
+    pipes = PipeSet(feeds, on_bytes=fed.advance if fed else None, on_epoch=_epoch_total(plan, display))
     record["TrainingStartTime"] = now()
     try:
         _start_hosts(plan, backend, record, sink, pipes, runs, display)
         deadline = started + plan.spec.max_runtime if plan.spec.max_runtime else None
-        return _monitor(plan, runs, pipes, stop_grace, display, deadline)
+        return _monitor(plan, runs, pipes, stop_grace, display, deadline, stop)
     except KeyboardInterrupt:
         _stop_all(runs, stop_grace, display)
         return _Outcome(stopped="Interrupted", exit_codes={h: r.poll() for h, r in runs.items()})
@@ -277,6 +297,16 @@ def _run_hosts(plan: TrainingPlan, backend: Backend, record: dict, display: Disp
             run.finish()
         sink.close()
         display.close()
+
+
+def _epoch_total(plan: TrainingPlan, display: Display) -> Callable[[PipeFeed, int, int], None]:
+    """The line each channel's pipe gives at the end of an epoch (the running count is throttled)."""
+    host_of = {feed.fifo_dir: host.host for host in plan.hosts for feed in host.pipes}
+
+    def say(feed: PipeFeed, epoch: int, count: int) -> None:
+        display.message(f"pipe data fed: channel '{feed.channel}' epoch {epoch} on {host_of[feed.fifo_dir]}: "
+                        f"{human_bytes(count)}")
+    return say
 
 
 def _start_hosts(plan: TrainingPlan, backend: Backend, record: dict, sink: _LogSink, pipes: PipeSet,
@@ -296,12 +326,19 @@ def _start_hosts(plan: TrainingPlan, backend: Backend, record: dict, sink: _LogS
                                                  entrypoint=spec.entrypoint)
 
 
+def _has_model(outcome: _Outcome, model_dirs: list[Path]) -> bool:
+    """A completed job has a model; a stopped one only if its algorithm saved one in the grace period
+    after SIGTERM (StopTrainingJob's documented use of it); a failed one none."""
+    if outcome.first_failed is not None or outcome.feeder_error is not None:
+        return False
+    return outcome.stopped is None or bool(packaging.collect_files(model_dirs))
+
+
 def _upload(plan: TrainingPlan, outcome: _Outcome, client: LazyClient, display: Display) -> None:
-    """S3OutputPath: output.tar.gz always (it explains a failure); model.tar.gz unless the job failed."""
+    """S3OutputPath: output.tar.gz always (it explains a failure); model.tar.gz where the job has one."""
     if not plan.spec.s3_output_path:
         return
-    failed = outcome.first_failed is not None or outcome.feeder_error is not None
-    names = ("output.tar.gz",) if failed else sources.OUTPUT_NAMES
+    names = sources.OUTPUT_NAMES if plan.model_tar.is_file() else ("output.tar.gz",)
     try:
         outcome.uploaded = dict(sources.upload_outputs(plan.spec, plan.output_dir, client, names))
     except SmlocalError as exc:
@@ -336,11 +373,13 @@ def _finish(plan: TrainingPlan, record: dict, outcome: _Outcome, started: float,
         "TrainingTimeInSeconds": int(round(time.monotonic() - started)),
         "ExitCode": code,
         "HostExitCodes": {h: c for h, c in outcome.exit_codes.items()},
-        "ModelArtifacts": {"S3ModelArtifacts": outcome.uploaded.get("model.tar.gz", str(plan.model_tar))},
+        **({"ModelArtifacts": {"S3ModelArtifacts": outcome.uploaded.get("model.tar.gz", str(plan.model_tar))}}
+           if plan.model_tar.is_file() else {}),
         "OutputArtifacts": outcome.uploaded.get("output.tar.gz", str(plan.output_tar)),
     })
     if outcome.uploaded:  # the S3 URIs above; the local copies stay in the job directory
-        record["LocalArtifacts"] = {"model": str(plan.model_tar), "output": str(plan.output_tar)}
+        record["LocalArtifacts"] = {**({"model": str(plan.model_tar)} if plan.model_tar.is_file() else {}),
+                                    "output": str(plan.output_tar)}
     if reason:
         record["FailureReason"] = reason
     keep = keep_work if keep_work is not None else status != "Completed"

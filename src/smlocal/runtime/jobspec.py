@@ -30,6 +30,9 @@ DEFAULT_LOCAL_OUTPUT = "smlocal-output"  # local job files when the output is s3
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
 _ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
+# an ECR registry of any partition, as sagemaker.image_uris builds them: <account>.dkr.ecr[-fips].<region>.
+# then amazonaws.com, amazonaws.com.cn (China) or an ISO partition's domain (c2s.ic.gov, sc2s.sgov.gov, ...)
+_ECR_HOST = re.compile(r"^\d+\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.[a-z0-9.-]+$")
 
 # Accepted top-level fields. Values: "use" (we act on it) or "ignore" (AWS-only, noted as ignored).
 _TOP_LEVEL = {
@@ -125,14 +128,23 @@ def default_job_name(prefix: str, now: _dt.datetime | None = None) -> str:
     return f"{base}-{stamp}"
 
 
+def image_repository(image: str) -> str:
+    """``acct.dkr.ecr.region.amazonaws.com/kmeans:1`` -> ``kmeans`` (tag or digest dropped)."""
+    return image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+
+
+def is_aws_image(image: str | None) -> bool:
+    """An image in an AWS ECR registry of any region and partition."""
+    return bool(image) and "/" in image and _ECR_HOST.match(image.split("/", 1)[0]) is not None
+
+
 def algorithm_from_image(image: str | None) -> str | None:
     """The algorithm an AWS built-in image URI names (``.../kmeans:1`` -> ``kmeans``), else None.
 
-    AWS built-in images are ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``."""
-    if not image or ".amazonaws.com/" not in image:
+    AWS built-in images are ``<account>.dkr.ecr.<region>.<partition domain>/<repository>:<tag>``."""
+    if not is_aws_image(image):
         return None
-    repo = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
-    algorithm = by_image_repository(repo)
+    algorithm = by_image_repository(image_repository(image))
     return algorithm.name if algorithm is not None else None
 
 
@@ -205,7 +217,8 @@ def _parse_channel(entry: Any, path: str, job_mode: str, base: Path | None) -> C
 
 
 def _channels(body: dict, job_mode: str, base: Path | None) -> tuple[tuple[ChannelSpec, ...], list[str]]:
-    """InputDataConfig: the channels, and notes on Pipe-only fields given to File-mode channels."""
+    """InputDataConfig: the channels, and notes on Pipe-only fields given to File-mode channels
+    (CompressionType is not one: File-mode gzip files are decompressed as Pipe data is)."""
     channels_raw = body.get("InputDataConfig", [])
     if not isinstance(channels_raw, list):
         raise field_error("InputDataConfig", "must be a list of channels.")
@@ -213,9 +226,6 @@ def _channels(body: dict, job_mode: str, base: Path | None) -> tuple[tuple[Chann
                      for i, c in enumerate(channels_raw))
     notes = []
     for i, ch in enumerate(channels):
-        if not ch.is_pipe and ch.compression != "None":
-            notes.append(f"InputDataConfig[{i}].CompressionType={ch.compression} applies to Pipe mode only; "
-                         f"in File mode channel '{ch.name}' gets its files as they are")
         if not ch.is_pipe and ch.record_wrapper != "None":
             notes.append(f"InputDataConfig[{i}].RecordWrapperType={ch.record_wrapper} applies to Pipe mode only; "
                          f"in File mode channel '{ch.name}' gets its files as they are")
@@ -317,14 +327,21 @@ def is_script_mode(hyperparameters: Mapping[str, str], environment: Mapping[str,
 
 
 def script_source(hyperparameters: Mapping[str, str], base: Path | None = None) -> str | None:
-    """The local code location named by ``sagemaker_submit_directory`` (JSON-encoded, as the SDK sends it)."""
+    """The code location named by ``sagemaker_submit_directory`` (JSON-encoded, as the SDK sends it): a
+    local directory or archive, or an ``s3://`` archive (the SDK's sourcedir.tar.gz, fetched when the
+    job runs)."""
     raw = hyperparameters.get("sagemaker_submit_directory")
     if raw is None:
         return None
     location = decode_value(raw)
     path = "HyperParameters.sagemaker_submit_directory"
-    if not isinstance(location, str) or is_s3_uri(location):
-        raise field_error(path, f"{raw!r}: give a local directory or .tar.gz (S3 code locations are not fetched).")
+    if not isinstance(location, str):
+        raise field_error(path, f"{raw!r}: give a local directory or .tar.gz, or an s3:// .tar.gz.")
+    if is_s3_uri(location):
+        if not location.endswith((".tar.gz", ".tgz", ".tar")):
+            raise field_error(path, f"{location} is not a .tar.gz archive (an S3 source is the SDK's "
+                                    "sourcedir.tar.gz).")
+        return s3_location(location, path)
     source = local_path(location, path, base)
     if not Path(source).exists():
         raise field_error(path, f"{source} does not exist.")

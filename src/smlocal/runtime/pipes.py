@@ -20,7 +20,7 @@ import stat
 import threading
 import zlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 try:
     import fcntl
@@ -36,24 +36,35 @@ CHUNK = 1 << 20  # bytes per read/write; memory per feeder stays about this
 PIPE_BUFFER = 1 << 20  # requested FIFO buffer size
 POLL_S = 0.1  # how often a waiting feeder checks whether it should stop
 MAX_WRAPPED = (1 << 29) - 1  # one RecordIO record holds at most 2^29 - 1 bytes
+GZIP_HINT = "Compress every file of the channel with gzip, or set CompressionType to None."
+
+
+def unreadable(obj: DataObject, exc: OSError) -> CustomerError:
+    """A channel file that was listed when the job started but is gone (or unreadable) when fed."""
+    return CustomerError(f"Channel file '{obj.path}' disappeared or could not be read during the job "
+                         f"({exc.strerror or exc}). Keep a channel's files in place until the job ends.")
+
+
+def open_source(obj: DataObject) -> BinaryIO:
+    try:
+        return obj.open()
+    except OSError as exc:
+        raise unreadable(obj, exc) from None
 
 
 def read_object(obj: DataObject, compression: str, chunk: int = CHUNK) -> Iterator[bytes]:
     """The bytes of one channel file, decompressed if the channel says Gzip."""
-    with obj.open() as raw:
-        if compression != "Gzip":
-            while data := raw.read(chunk):
-                yield data
-            return
+    with open_source(obj) as raw:
         try:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                while data := f.read(chunk):
-                    yield data
+            source = gzip.GzipFile(fileobj=raw, mode="rb") if compression == "Gzip" else raw
+            while data := source.read(chunk):
+                yield data
         except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
             raise CustomerError(
-                f"File '{obj.path}' of a CompressionType=Gzip channel is not valid gzip ({exc}). "
-                "Compress every file of the channel with gzip, or set CompressionType to None."
+                f"File '{obj.path}' of a CompressionType=Gzip channel is not valid gzip ({exc}). {GZIP_HINT}"
             ) from None
+        except OSError as exc:
+            raise unreadable(obj, exc) from None
 
 
 def object_stream(obj: DataObject, compression: str, record_wrapper: str, chunk: int = CHUNK) -> Iterator[bytes]:
@@ -76,16 +87,19 @@ def object_stream(obj: DataObject, compression: str, record_wrapper: str, chunk:
 
 
 class PipeFeeder(threading.Thread):
-    """One channel of one host. ``on_bytes(n)`` is called as data goes out (progress display)."""
+    """One channel of one host. ``on_bytes(n)`` is called as data goes out (progress display),
+    ``on_epoch(feed, epoch, n)`` when an epoch's pipe is closed after ``n`` bytes."""
 
     def __init__(self, feed: PipeFeed, on_bytes: Callable[[int], None] | None = None,
-                 on_error: Callable[[BaseException], None] | None = None, chunk: int = CHUNK):
+                 on_error: Callable[[BaseException], None] | None = None, chunk: int = CHUNK,
+                 on_epoch: Callable[[PipeFeed, int, int], None] | None = None):
         super().__init__(name=f"pipe-{feed.channel}-{Path(feed.fifo_dir).parent.parent.name}", daemon=True)
         self.feed = feed
         self.chunk = chunk
         self._stop_event = threading.Event()
         self._on_bytes = on_bytes or (lambda n: None)
         self._on_error = on_error
+        self._on_epoch = on_epoch or (lambda feed, epoch, n: None)
         self.epochs_done = 0
         self.bytes_written = 0
         self.error: BaseException | None = None
@@ -108,20 +122,30 @@ class PipeFeeder(threading.Thread):
                     if fd is None:
                         return
                     try:
+                        before = self.bytes_written
                         if self._write_epoch(fd, epoch):
                             self.epochs_done += 1
+                            self._on_epoch(self.feed, epoch, self.bytes_written - before)
+                    except BaseException as exc:  # noqa: BLE001
+                        self._fail(exc)  # before the close: the reader's end of data must not come first
+                        raise
                     finally:
                         os.close(fd)
                 finally:
                     _unlink(path)  # the reader keeps its descriptor; the name is no longer needed
                 epoch += 1
         except BaseException as exc:  # noqa: BLE001 - reported to the job, which stops the container
-            self.error = exc
-            log.error("Pipe feeder for channel '%s' failed: %s", self.feed.channel, exc)
-            if self._on_error is not None:
-                self._on_error(exc)
+            self._fail(exc)
         finally:
             _unlink(self.feed.fifo_path(epoch))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is not None:
+            return
+        self.error = exc
+        log.error("Pipe feeder for channel '%s' failed: %s", self.feed.channel, exc)
+        if self._on_error is not None:
+            self._on_error(exc)
 
     def _open_writer(self, path: Path) -> int | None:
         """Open the FIFO for writing once a reader has it open; None if stopped meanwhile."""
@@ -174,7 +198,7 @@ class PipeFeeder(threading.Thread):
     def _splice_file(self, fd: int, obj: DataObject, poller) -> bool:
         """A plain local file moves from the page cache into the pipe inside the kernel (no copy
         through Python): this is most of Pipe mode's traffic."""
-        with open(obj.path, "rb") as src:
+        with open_source(obj) as src:
             while True:
                 if self.stopping:
                     return False
@@ -231,8 +255,9 @@ class PipeSet:
     """All feeders of a job: start together, stop together."""
 
     def __init__(self, feeds: list[PipeFeed], on_bytes: Callable[[int], None] | None = None,
-                 on_error: Callable[[BaseException], None] | None = None):
-        self.feeders = [PipeFeeder(f, on_bytes, on_error) for f in feeds]
+                 on_error: Callable[[BaseException], None] | None = None,
+                 on_epoch: Callable[[PipeFeed, int, int], None] | None = None):
+        self.feeders = [PipeFeeder(f, on_bytes, on_error, on_epoch=on_epoch) for f in feeds]
 
     def start(self) -> "PipeSet":
         for feeder in self.feeders:

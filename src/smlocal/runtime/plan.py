@@ -3,13 +3,15 @@
 The listing (every channel's objects in key order) comes from ``sources``, the one reader of local
 and S3 channels. A backend executes the plan: it creates ``dirs``, writes ``files``, realises
 ``mounts`` (bind mounts in Docker, symlinks for local processes), hard-links ``placed`` files (S3
-downloads) into the tree, starts the Pipe feeders and runs the container with ``env``. Every path in
+downloads) into the tree, writes ``gunzipped`` copies (File mode with CompressionType=Gzip), starts the
+Pipe feeders and runs the container with ``env``. Every path in
 the tree is the container's own ``environment.Paths``, rooted at the host's directory or at /opt/ml.
 """
 from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Mapping, Sequence, TypeVar
@@ -133,11 +135,38 @@ class HostPlan:
     # files hard-linked (or copied) into the tree whatever the backend: S3 File-mode channels, whose
     # objects sit in the local download cache (source) and must appear as real files in the channel dir
     placed: tuple[Mount, ...] = ()
+    # File-mode files of a CompressionType=Gzip channel: the executor writes each source, gunzipped, at
+    # its target (a real file in the tree, for either backend), so the container reads plain data
+    gunzipped: tuple[Mount, ...] = ()
 
     @property
     def paths(self) -> Paths:
         """This host's /opt/ml tree on this machine, as the container's ``Paths``."""
         return Paths(Path(self.root))
+
+    def user_sources(self) -> dict[str, str]:
+        """Each mount's (and gunzipped copy's) path in this host's tree, on this machine and as the
+        container sees it -> the path the user gave (data file or directory, script code), so messages
+        can name the user's file."""
+        names = {}
+        for mount in self.mounts + self.gunzipped:
+            names[str(Path(self.root) / mount.target)] = mount.source
+            names[mount.container_path] = mount.source
+        return names
+
+
+_PATH_END = r"(?![^/\s'\":,;)\]])"  # a prefix matches whole path components only
+
+
+def name_user_sources(text: str, sources: Mapping[str, str]) -> str:
+    """``text`` with every path below a mount target (``sources``: target -> user path, as
+    ``HostPlan.user_sources``) rewritten to the same path below the user's source; longest first, so
+    a file mount wins over its channel directory."""
+    if not sources:
+        return text
+    targets = sorted(sources, key=len, reverse=True)
+    pattern = re.compile("(?:" + "|".join(re.escape(t) for t in targets) + ")" + _PATH_END)
+    return pattern.sub(lambda m: sources[m.group(0)], text)
 
 
 @dataclass(frozen=True)
@@ -178,7 +207,8 @@ def hyperparameters_json(spec: JobSpec) -> str:
 def inputdataconfig_json(spec: JobSpec) -> str:
     """As SageMaker writes it: ContentType only when set; the per-channel mode, distribution, wrapper.
 
-    CompressionType stays out: the platform decompresses Pipe data, the container sees plain bytes."""
+    CompressionType stays out: the platform decompresses the data (Pipe and File mode), the container
+    sees plain bytes."""
     config = {}
     for ch in spec.channels:
         entry: dict[str, str] = {}
@@ -231,6 +261,16 @@ def _file_mounts(ch: ChannelSpec, objects: tuple[DataObject, ...], whole: bool) 
     return tuple(Mount(obj.path, str(base / obj.key)) for obj in objects)
 
 
+def _gunzipped(ch: ChannelSpec, objects: tuple[DataObject, ...]) -> tuple[Mount, ...]:
+    """Where each gzip file of a File-mode channel is written decompressed: its key without ``.gz``,
+    unless another file of the channel already has that name."""
+    base = LAYOUT.channel_dir(ch.name)
+    keys = {obj.key for obj in objects}
+    plain = {obj.key: obj.key[:-3] if obj.key.endswith(".gz") and obj.key[:-3] not in keys else obj.key
+             for obj in objects}
+    return tuple(Mount(obj.path, str(base / plain[obj.key])) for obj in objects)
+
+
 @dataclass
 class _HostChannels:
     """What one host's channels add to its plan (collected channel by channel)."""
@@ -238,6 +278,7 @@ class _HostChannels:
     dirs: list[str]
     mounts: list[Mount] = field(default_factory=list)
     placed: list[Mount] = field(default_factory=list)
+    gunzipped: list[Mount] = field(default_factory=list)
     pipes: list[PipeFeed] = field(default_factory=list)
     channel_files: dict[str, tuple[DataObject, ...]] = field(default_factory=dict)
 
@@ -259,8 +300,10 @@ def _host_channels(spec: JobSpec, index: int, root: Paths, channel_objects: Mapp
             continue
         mine = shard(objects, index, spec.instance_count) if ch.is_sharded else objects
         out.channel_files[ch.name] = mine
-        whole = not ch.is_sharded and source_is_dir.get(ch.name, False)
-        if ch.is_s3:
+        whole = not ch.is_sharded and source_is_dir.get(ch.name, False) and ch.compression == "None"
+        if ch.compression == "Gzip":
+            out.gunzipped.extend(_gunzipped(ch, mine))
+        elif ch.is_s3:
             out.placed.extend(_file_mounts(ch, mine, whole=False))
         else:
             out.mounts.extend(_file_mounts(ch, mine, whole))
@@ -293,5 +336,6 @@ def plan_training(spec: JobSpec, job_dir: str | Path, channel_objects: Mapping[s
             host=host, root=str(root), dirs=tuple(channels.dirs), files=files,
             env=host_environment(spec, host, ps_port), mounts=tuple(channels.mounts),
             channel_files=channels.channel_files, pipes=tuple(channels.pipes), placed=tuple(channels.placed),
+            gunzipped=tuple(channels.gunzipped),
         ))
     return TrainingPlan(spec=spec, job_dir=str(job_dir), hosts=tuple(hosts))

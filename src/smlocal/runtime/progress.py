@@ -38,6 +38,7 @@ class Task:
         self.display, self.key, self.description, self.total, self.unit = display, key, description, total, unit
         self.completed = 0.0
         self._last_plain: float | None = None
+        self._shown = 0.0  # what the last plain line said
         self._lock = threading.Lock()
 
     def advance(self, amount: float = 1) -> None:
@@ -104,13 +105,21 @@ class Display:
         now = time.monotonic()
         done = task.total is not None and task.completed >= task.total
         if done or task._last_plain is None or now - task._last_plain >= self.plain_every_s:
-            task._last_plain = now
-            self.line(f"smlocal: {task.description}: {self._detail(task)}")
+            self._plain(task, now)
+
+    def _plain(self, task: Task, now: float) -> None:
+        task._last_plain, task._shown = now, task.completed
+        self.line(f"smlocal: {task.description}: {self._detail(task)}")
 
     def close(self) -> None:
+        """Stop the live display; off a terminal, give each count whose last line is behind its total."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+            return
+        for task in self._tasks:
+            if task._last_plain is not None and task.completed != task._shown:
+                self._plain(task, time.monotonic())
 
     def __enter__(self) -> "Display":
         return self

@@ -12,7 +12,8 @@ access denied, no credentials, empty prefix). The plan gets that listing. Then, 
 
 Outputs: ``check_output`` checks an ``s3://`` S3OutputPath's bucket up front; ``upload_outputs`` puts
 the artifacts at ``<path>/<job>/output/``. ``local_model`` and ``transform_inputs`` /
-``staged_output`` do the same for ``serve`` and ``transform``. Every S3 call goes through the
+``staged_output`` do the same for ``serve`` and ``transform``; ``local_object`` fetches a script's
+``s3://`` source archive as well. Every S3 call goes through the
 command's one ``s3.client.LazyClient``, which makes its boto3 client only when a URI is s3://.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Iterator, Mapping, Sequence
 from smlocal.errors import CustomerError
 from smlocal.runtime.jobfields import field_error
 from smlocal.runtime.jobspec import ChannelSpec, JobSpec
-from smlocal.runtime.plan import DataObject, require_shardable
+from smlocal.runtime.plan import DataObject, require_shardable, shard_objects
 from smlocal.runtime.progress import human_bytes
 from smlocal.runtime.s3.objects import (S3Object, check_bucket, head_object, list_channel_objects,
                                         open_object_stream, upload_directory, upload_job_outputs)
@@ -84,9 +85,11 @@ def _one_per_path(ch: ChannelSpec, objects: Sequence[S3Object]) -> list[S3Object
 
 
 def s3_channel(ch: ChannelSpec, host_count: int, client: LazyClient, display=None,
-               cache_dir: str | Path | None = None) -> tuple[DataObject, ...]:
+               cache_dir: str | Path | None = None, host_index: int | None = None) -> tuple[DataObject, ...]:
     """List an S3 channel (validating it) and make its objects usable: downloaded into the cache for
-    File mode, streamed for Pipe mode. Listing (key or manifest) order is kept: sharding deals it out."""
+    File mode, streamed for Pipe mode. Listing (key or manifest) order is kept: sharding deals it out.
+    ``host_index`` (one node laying out its own tree): only that host's shard is downloaded; the other
+    objects stay in the listing, named by their URIs, so the plan deals the same shards."""
     c = client.get()
     listed = list_channel_objects(ch.source, ch.data_type, c, channel=ch.name)
     if ch.is_sharded:  # too few objects for the hosts: say so now, not in a host
@@ -96,8 +99,10 @@ def s3_channel(ch: ChannelSpec, host_count: int, client: LazyClient, display=Non
     from smlocal.runtime.s3 import cache
 
     unique = _one_per_path(ch, listed)
-    files = cache.fetch_to_cache(unique, cache_dir, progress=_progress(display, f"channel '{ch.name}'"), client=c)
-    return tuple(DataObject(o.name, str(path), o.size) for o, path in zip(unique, files, strict=True))
+    mine = unique if host_index is None else shard_objects(unique, host_index, host_count, ch.distribution)
+    files = cache.fetch_to_cache(mine, cache_dir, progress=_progress(display, f"channel '{ch.name}'"), client=c)
+    local = {o.uri: str(path) for o, path in zip(mine, files, strict=True)}
+    return tuple(DataObject(o.name, local.get(o.uri, o.uri), o.size) for o in unique)
 
 
 def local_files(source: str | Path) -> list[tuple[str, str]]:
@@ -128,16 +133,16 @@ def local_channel(ch: ChannelSpec, index: int, host_count: int) -> tuple[DataObj
     return objects
 
 
-def resolve_channels(spec: JobSpec, client: LazyClient, display=None, cache_dir: str | Path | None = None
-                     ) -> tuple[dict[str, tuple[DataObject, ...]], dict[str, bool]]:
+def resolve_channels(spec: JobSpec, client: LazyClient, display=None, cache_dir: str | Path | None = None,
+                     host_index: int | None = None) -> tuple[dict[str, tuple[DataObject, ...]], dict[str, bool]]:
     """Every channel's objects in key order, and which sources are local directories: the listing the
     plan is made from. Each channel is listed once, here, and checked before anything runs; S3 File-mode
-    channels are downloaded into the cache."""
+    channels are downloaded into the cache (only host ``host_index``'s share, when given)."""
     objects: dict[str, tuple[DataObject, ...]] = {}
     is_dir: dict[str, bool] = {}
     for index, ch in enumerate(spec.channels):
         if ch.is_s3:
-            objects[ch.name] = s3_channel(ch, spec.instance_count, client, display, cache_dir)
+            objects[ch.name] = s3_channel(ch, spec.instance_count, client, display, cache_dir, host_index)
             is_dir[ch.name] = False
         else:
             objects[ch.name] = local_channel(ch, index, spec.instance_count)
@@ -161,17 +166,25 @@ def upload_outputs(spec: JobSpec, output_dir: Path, client: LazyClient,
     return upload_job_outputs(output_dir, spec.s3_output_path, spec.job_name, client.get(), names=names)
 
 
-def local_model(model: str, client: LazyClient, display=None, cache_dir: str | Path | None = None) -> Path:
-    """``serve``/``transform --model``: a local path as it is; an ``s3://.../model.tar.gz`` through the
-    download cache (fetched once, reused while its ETag is unchanged)."""
-    if not is_s3_uri(model):
-        return Path(model)
+def local_object(location: str, client: LazyClient, display=None, cache_dir: str | Path | None = None,
+                 label: str = "model") -> Path:
+    """One file a job or endpoint reads: a local path as it is; an ``s3://`` object (a model.tar.gz, a
+    script's sourcedir.tar.gz) through the download cache (fetched once, reused while its ETag is
+    unchanged). ``label`` names it in the progress line."""
+    if not is_s3_uri(location):
+        return Path(location)
     from smlocal.runtime.s3 import cache
 
     c = client.get()
-    obj = head_object(model, c)
-    (path,) = cache.fetch_to_cache([obj], cache_dir, progress=_progress(display, "model"), client=c)
+    obj = head_object(location, c)
+    (path,) = cache.fetch_to_cache([obj], cache_dir, progress=_progress(display, label), client=c)
     return path
+
+
+def local_model(model: str, client: LazyClient, display=None, cache_dir: str | Path | None = None) -> Path:
+    """``serve``/``transform --model``: a local path as it is; an ``s3://.../model.tar.gz`` through the
+    download cache."""
+    return local_object(model, client, display, cache_dir, label="model")
 
 
 def transform_inputs(input_location: str, client: LazyClient) -> list[DataObject]:

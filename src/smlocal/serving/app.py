@@ -13,10 +13,10 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from smlocal.artifacts.loader import Model
-from smlocal.errors import PayloadTooLarge, SmlocalError
+from smlocal.errors import PayloadTooLarge, RequestTimeout, SmlocalError
 from smlocal.serving.codecs import request_codec, response_codec
 from smlocal.serving.codecs.base import bad_payload
-from smlocal.serving.config import ServingConfig
+from smlocal.serving.config import PING_TOKEN_HEADER, ServingConfig
 from smlocal.serving.handlers import Handlers, user_invocations
 from smlocal.serving.predict import response_columns
 
@@ -54,6 +54,15 @@ def execution_parameters(config: ServingConfig) -> dict:
 
 
 def _read_body(config: ServingConfig) -> bytes:
+    """The request body; a client that stops sending it (the server's read timeout) gets a 408."""
+    try:
+        return _read_limited(config)
+    except OSError as exc:  # the socket's read timeout, or the client went away mid-body
+        raise RequestTimeout(f"The request body did not arrive in full ({type(exc).__name__}: {exc}); "
+                             "send the number of bytes that Content-Length says.") from None
+
+
+def _read_limited(config: ServingConfig) -> bytes:
     """The request body, refusing more than the payload limit without buffering it all."""
     request = flask.request
     limit = config.max_payload_bytes
@@ -85,7 +94,10 @@ def create_app(model: Model, config: Optional[ServingConfig] = None,
 
     @app.get("/ping")
     def ping():
-        return flask.Response(b"", status=200, content_type="text/plain")
+        response = flask.Response(b"", status=200, content_type="text/plain")
+        if config.ping_token:
+            response.headers[PING_TOKEN_HEADER] = config.ping_token
+        return response
 
     @app.get("/execution-parameters")
     def execution_params():

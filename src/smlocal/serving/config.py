@@ -20,6 +20,11 @@ TIMEOUT_VARS = ("MODEL_SERVER_TIMEOUT", "SAGEMAKER_MODEL_SERVER_TIMEOUT")
 PAYLOAD_VARS = ("SAGEMAKER_MAX_PAYLOAD_IN_MB",)
 ACCEPT_VARS = ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",)
 HOST_VARS = ("SMLOCAL_BIND_HOST",)  # ours: 0.0.0.0 in a container, 127.0.0.1 for local runs and tests
+THREAD_VARS = ("SMLOCAL_SERVER_THREADS",)  # ours: request threads per worker
+TOKEN_VARS = ("SMLOCAL_ENDPOINT_TOKEN",)  # ours: set by the runtime for each endpoint it starts
+# /ping answers the token in this header, so the runtime knows the server on its port is the one it started
+PING_TOKEN_HEADER = "X-Smlocal-Endpoint-Token"
+DEFAULT_THREADS = 8
 
 
 def cpu_count() -> int:
@@ -59,6 +64,8 @@ class ServingConfig:
     timeout: int = DEFAULT_TIMEOUT
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
     default_accept: str = "application/json"
+    threads: int = DEFAULT_THREADS
+    ping_token: Optional[str] = None
 
     @property
     def max_payload_bytes(self) -> int:
@@ -74,4 +81,6 @@ class ServingConfig:
             timeout=_int(env, TIMEOUT_VARS, DEFAULT_TIMEOUT, 1),
             max_payload_mb=_int(env, PAYLOAD_VARS, DEFAULT_MAX_PAYLOAD_MB, 1, MAX_PAYLOAD_MB_LIMIT),
             default_accept=(_lookup(env, ACCEPT_VARS)[1] or "application/json"),
+            threads=_int(env, THREAD_VARS, DEFAULT_THREADS, 1),
+            ping_token=_lookup(env, TOKEN_VARS)[1],
         )

@@ -6,7 +6,9 @@
 JSON report of what it saw to model/model_<host> and output/data/report-<host>.json.
 Behaviour switches (hyperparameters): ``fail`` (write output/failure, exit 2), ``exit_code`` (exit
 without a failure file), ``sleep`` (seconds, after reading), ``ignore_sigterm``, ``epochs``,
-``close_after`` (bytes: close the pipe early).
+``close_after`` (bytes: close the pipe early), ``fail_if_empty`` (a channel that brought no bytes: write
+output/failure "holds no records" and exit 2, as the built-ins do), ``save_on_sigterm`` (on SIGTERM write
+model/model_<host> "saved on stop" and exit 143).
 
 ``stub.py serve``: an HTTP server on SAGEMAKER_BIND_TO_PORT with /ping, /invocations (answers
 ``{"n": <lines in body>, "bytes": <len>, "model": [files], "ct": ..., "accept": ...}`` + newline) and
@@ -67,6 +69,11 @@ def train():
     channels = read_json("inputdataconfig.json")
     resources = read_json("resourceconfig.json")
     host = resources["current_host"]
+    if hps.get("save_on_sigterm") == "true":
+        def save_and_exit(signum, frame):
+            (BASE / "model" / f"model_{host}").write_text("saved on stop")
+            os._exit(143)
+        signal.signal(signal.SIGTERM, save_and_exit)
     if hps.get("ignore_sigterm") == "true":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print(f"stub training on {host}", flush=True)
@@ -86,6 +93,10 @@ def train():
                                                          int(hps.get("close_after", "0")))
         else:
             report["channels"][name] = read_file_channel(name)
+        seen = report["channels"][name]
+        if "fail_if_empty" in hps and sum(e["bytes"] for e in seen.get("epochs", [seen])) == 0:
+            (BASE / "output" / "failure").write_text(f"Customer Error: channel '{name}' holds no records.")
+            return 2
     if "sleep" in hps:
         print("sleeping", flush=True)
         time.sleep(float(hps["sleep"]))
@@ -97,6 +108,9 @@ def train():
     return 0
 
 
+CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         print("stub-serve " + fmt % args, flush=True)
@@ -104,6 +118,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _send(self, status, body=b"", ctype="application/json"):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        if self.headers.get(CUSTOM):  # echoed, as a container may answer CustomAttributes
+            self.send_header(CUSTOM, self.headers[CUSTOM])
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -125,6 +141,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         model = sorted(p.name for p in (BASE / "model").iterdir())
         answer = {"n": len(body.splitlines()), "bytes": len(body), "model": model,
                   "ct": self.headers.get("Content-Type"), "accept": self.headers.get("Accept"),
+                  "custom": self.headers.get(CUSTOM),
                   "batch": os.environ.get("SAGEMAKER_BATCH")}
         self._send(200, (json.dumps(answer) + "\n").encode())
 

@@ -166,3 +166,39 @@ def test_invalid_label_size(base):
     env = training_env(base, {"train": {"ContentType": "text/csv;label_size=2"}}, {"train/a.csv": b"1,2,3\n"})
     with pytest.raises(CustomerError, match="label_size=2"):
         open_channel(env, "train")
+
+
+INF = "Found infinite values. Please remove or replace any infinite values in the input data."
+
+
+@pytest.mark.parametrize("cell", [b"inf", b"-inf", b"1e400", b"1e39"])  # 1e39: beyond float32
+def test_infinite_csv_cell_names_line_and_column(base, cell):
+    err = _error(base, {"train": {"ContentType": "text/csv"}}, {"train/d.csv": b"1,2,3\n4,5,6\n7,8," + cell + b"\n"})
+    assert "d.csv' line 3, column 3" in str(err) and str(err).endswith(INF)
+
+
+def test_infinite_csv_label_names_column_1(base):
+    err = _error(base, {"train": {"ContentType": "text/csv"}}, {"train/d.csv": b"1,2\ninf,4\n"})
+    assert "d.csv' line 2, column 1" in str(err) and str(err).endswith(INF)
+
+
+def test_infinite_recordio_feature_names_record_and_feature(base):
+    x, y = random_dataset(10)
+    x[6, 2] = -np.inf
+    err = _error(base, {"train": {}}, {"train/i.pbr": recordio_of(x, y)}, batch_size=4)
+    assert f"i.pbr', record at byte offset {6 * recordio_record_size()}, feature 2" in str(err)
+    assert str(err).endswith(INF)
+
+
+def test_infinite_recordio_label(base):
+    x, y = random_dataset(5)
+    y[3] = np.inf
+    err = _error(base, {"train": {}}, {"train/l.pbr": recordio_of(x, y)})
+    assert f"record at byte offset {3 * recordio_record_size()}, label" in str(err) and str(err).endswith(INF)
+
+
+def test_infinite_sparse_value(base):
+    csr = sp.csr_matrix(np.eye(4, dtype=np.float32))
+    csr.data[2] = np.inf
+    err = _error(base, {"train": {}}, {"train/s.pbr": encode_records(sparse_to_records(csr))})
+    assert ", feature 2: " in str(err) and str(err).endswith(INF)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smlocal.data.csv import CsvBlock, CsvScanner, DataFormatError, MissingValueError, first_nan, read_csv
+from smlocal.data.csv import CsvBlock, CsvScanner, DataFormatError, MissingValueError, first_nonfinite, read_csv
 
 
 def parse(data: bytes, chunk: int | None = None, source: str = "train.csv") -> list[CsvBlock]:
@@ -95,8 +95,14 @@ def test_empty_cell_is_a_missing_value():
 
 def test_nan_cells_parse_and_are_located():
     blocks = parse(b"1,2\n\n3,nan\n")
-    row = first_nan(blocks[0].values)
-    assert row == 1 and blocks[0].lines[row] == 3
+    row, column = first_nonfinite(blocks[0].values)
+    assert (row, column) == (1, 1) and blocks[0].lines[row] == 3
+
+
+def test_infinite_cells_parse_and_are_located():
+    values = parse(b"1,2\n3,4\n1e39,5\n")[0].values  # 1e39 is beyond float32's range
+    assert first_nonfinite(values) == (2, 0) and np.isinf(values[2, 0])
+    assert first_nonfinite(parse(b"1,2\n3,4\n")[0].values) is None
 
 
 def test_read_csv_names_the_nan_line(tmp_path):

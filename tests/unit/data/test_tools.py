@@ -227,3 +227,26 @@ def test_recordio_output_is_readable_by_the_stream_reader(tmp_path, data):
     convert(src, tmp_path / "t.pbr")
     payloads = list(iter_records(io.BytesIO((tmp_path / "t.pbr").read_bytes())))
     assert payloads == dense_to_records(x, y)
+
+
+def test_inspect_reports_infinite_values(tmp_path):
+    x = np.ones((4, 2), dtype=np.float32)
+    x[1, 0] = np.inf
+    data = encode_records(dense_to_records(x))
+    (tmp_path / "i.pbr").write_bytes(data)
+    (tmp_path / "i.csv").write_text("1,2,3\n4,5,6\n7,1e400,9\n")
+    report = inspect(tmp_path)
+    csv_file, pbr = report.files
+    assert csv_file.first_infinite == "line 3 column 2" and csv_file.first_nan is None
+    assert pbr.first_infinite == f"record #1 at byte offset {len(data) // 4}"
+    assert not report.ok
+    assert "first infinite value: line 3 column 2" in format_report(report)
+
+
+def test_convert_infinite_value_is_named(tmp_path):
+    src = tmp_path / "i.csv"
+    src.write_text("1,2\n3,-inf\n")
+    with pytest.raises(CustomerError, match=r"i.csv line 2 column 2: Found infinite values"):
+        convert(src)
+    with pytest.raises(CustomerError, match=r"^row 0 column 1: Found infinite values"):
+        convert_arrays(np.array([[1.0, np.inf], [1.0, 2.0]]), None, tmp_path / "a.pbr")

@@ -155,5 +155,32 @@ def test_pipe_only_fields_in_file_mode_are_noted(data):
     b = body(data)
     b["InputDataConfig"][0]["InputMode"] = "File"
     spec = parse_job(b)
-    assert any("CompressionType=Gzip applies to Pipe mode only" in n for n in spec.notes)
+    assert not any("CompressionType" in n for n in spec.notes)  # File mode decompresses gzip files too
     assert any("RecordWrapperType=RecordIO applies to Pipe mode only" in n for n in spec.notes)
+
+
+@pytest.mark.parametrize("image", [
+    "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1",
+    "390948362332.dkr.ecr.cn-north-1.amazonaws.com.cn/kmeans:1",  # China
+    "490574956308.dkr.ecr.us-iso-east-1.c2s.ic.gov/kmeans:1",  # ISO
+    "765400339828.dkr.ecr.us-isob-east-1.sc2s.sgov.gov/kmeans@sha256:abc",  # ISO-B, by digest
+    "108575199400.dkr.ecr-fips.us-isof-east-1.csp.hci.ic.gov/kmeans:latest",
+])
+def test_builtin_image_uris_of_every_partition_run_our_algorithm(data, image):
+    spec = parse_job(body(data, AlgorithmSpecification={"TrainingImage": image}))
+    assert (spec.image, spec.algorithm) == (None, "kmeans")
+
+
+def test_other_images_in_aws_registries_run_as_they_are(data):
+    assert algorithm_from_image("123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-kmeans:1") is None
+    assert algorithm_from_image("dkr.ecr.eu-west-1.amazonaws.com/kmeans:1") is None  # no account
+    spec = parse_job(body(data, AlgorithmSpecification={"TrainingImage": "quay.io/me/kmeans:1"}))
+    assert spec.image == "quay.io/me/kmeans:1" and spec.algorithm is None
+
+
+def test_an_s3_script_source_is_kept_for_the_runtime_to_fetch(data):
+    hps = {"sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"s3://Code/job/sourcedir.tar.gz"'}
+    spec = parse_job(body(data, HyperParameters=hps))
+    assert spec.source_dir == "s3://Code/job/sourcedir.tar.gz"
+    with pytest.raises(CustomerError, match="sagemaker_submit_directory.*not a .tar.gz"):
+        parse_job(body(data, HyperParameters={**hps, "sagemaker_submit_directory": '"s3://code/job/"'}))

@@ -65,6 +65,25 @@ def test_epochs_stream_the_files_in_order(tmp_path, fifo_dir):
     assert feeder.epochs_done == 3 and feeder.error is None
 
 
+def test_each_epoch_reports_its_total(tmp_path, fifo_dir):
+    """The feeder says how many bytes each epoch carried, a reader that closes early included."""
+    # more than the FIFO's buffer (the feeder asks for 1 MiB), so a reader that closes early cuts the epoch short
+    contents = [b"x" * 5000, os.urandom(3_000_000)]
+    feed = PipeFeed("train", str(fifo_dir), _objects(tmp_path, contents))
+    totals = []
+    feeder = PipeFeeder(feed, on_epoch=lambda f, epoch, n: totals.append((f.channel, epoch, n)), chunk=4096)
+    feeder.start()
+    try:
+        assert len(_read_epoch(fifo_dir, "train", 0)) == 3_005_000
+        _read_epoch(fifo_dir, "train", 1, limit=4096)
+        _read_epoch(fifo_dir, "train", 2)
+    finally:
+        feeder.stop()
+        feeder.join(5)
+    assert totals[0] == ("train", 0, 3_005_000) and totals[2] == ("train", 2, 3_005_000)
+    assert totals[1][:2] == ("train", 1) and 4096 <= totals[1][2] < 3_005_000
+
+
 def test_gzip_is_decompressed(tmp_path, fifo_dir):
     contents = [b"a" * 10000 + b"\n", b"b,c\n"]
     objs = _objects(tmp_path, contents, gz=True)
@@ -136,3 +155,14 @@ def test_bad_gzip_is_reported(tmp_path, fifo_dir):
     pipes.stop()
     assert isinstance(pipes.error, CustomerError) and errors == [pipes.error]
     assert "bad.gz" in str(pipes.error) and "gzip" in str(pipes.error)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["spliced", "gzip"])
+def test_a_source_file_gone_before_it_is_read_is_a_customer_error_naming_it(tmp_path, fifo_dir, gz):
+    objects = _objects(tmp_path, [b"1,2\n", b"3,4\n", b"5,6\n"], gz=gz)
+    os.unlink(objects[1].path)  # deleted after the job listed it, before the feeder reached it
+    feed = PipeFeed("train", str(fifo_dir), objects, compression="Gzip" if gz else "None")
+    with PipeSet([feed]) as pipes:
+        assert _read_epoch(fifo_dir, "train", 0) == b"1,2\n"  # the first file, then the end of the data
+    assert isinstance(pipes.error, CustomerError), repr(pipes.error)
+    assert objects[1].path in str(pipes.error) and "disappeared or could not be read" in str(pipes.error)

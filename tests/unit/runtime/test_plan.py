@@ -9,7 +9,8 @@ import pytest
 from smlocal.environment import Paths
 from smlocal.errors import CustomerError
 from smlocal.runtime.jobspec import ChannelSpec, JobSpec
-from smlocal.runtime.plan import CONTAINER, DataObject, PipeFeed, plan_training, shard, shard_objects
+from smlocal.runtime.plan import (CONTAINER, DataObject, PipeFeed, name_user_sources, plan_training, shard,
+                                  shard_objects)
 
 OBJECTS = tuple(DataObject(f"part-{i}.csv", f"/data/train/part-{i}.csv", 10) for i in range(5))
 
@@ -128,3 +129,32 @@ def test_shard_objects_is_pure_round_robin_over_any_sequence():
         shard_objects(objects, 0, 1, "Sharded")
     with pytest.raises(ValueError):
         shard_objects(objects, 2, 2, "FullyReplicated")
+
+
+def test_messages_name_the_users_paths_not_the_hosts_copies():
+    whole = ChannelSpec("train", "/data/train", None, "File", "FullyReplicated")
+    one = ChannelSpec("train2", "/data/t2/rows.csv", None, "File", "FullyReplicated")
+    plan = plan_training(spec(channels=(whole, one), instance_count=1), "/jobs/j",
+                         {"train": OBJECTS, "train2": (DataObject("rows.csv", "/data/t2/rows.csv"),)},
+                         source_is_dir={"train": True})
+    sources = plan.hosts[0].user_sources()
+    tree = "/jobs/j/hosts/algo-1/input/data"
+    text = (f"file '{tree}/train/part-1.csv' line 2; '/opt/ml/input/data/train2/rows.csv' (Docker); "
+            f"{tree}/train2/rows.csv: bad; {tree}/train_x/a untouched")
+    assert name_user_sources(text, sources) == (
+        "file '/data/train/part-1.csv' line 2; '/data/t2/rows.csv' (Docker); /data/t2/rows.csv: bad; "
+        f"{tree}/train_x/a untouched")
+    assert name_user_sources("no paths here", sources) == "no paths here"
+
+
+def test_file_mode_gzip_channels_are_planned_as_gunzipped_copies():
+    objects = (DataObject("a.csv.gz", "/d/a.csv.gz"), DataObject("b", "/d/b"), DataObject("b.gz", "/d/b.gz"))
+    gz = ChannelSpec("train", "/d", None, "File", "FullyReplicated", "Gzip")
+    h1 = plan_training(spec(channels=(gz,), instance_count=1), "/jobs/j", {"train": objects},
+                       source_is_dir={"train": True}).hosts[0]
+    assert h1.mounts == () and h1.placed == ()  # nothing linked as it is: the container reads plain data
+    assert [(m.source, m.target) for m in h1.gunzipped] == [
+        ("/d/a.csv.gz", "input/data/train/a.csv"), ("/d/b", "input/data/train/b"),
+        ("/d/b.gz", "input/data/train/b.gz")]  # ".gz" dropped unless another file has that name
+    assert "input/data/train" in h1.dirs
+    assert "CompressionType" not in h1.files["input/config/inputdataconfig.json"]

@@ -30,6 +30,20 @@ def test_plain_display_writes_lines_and_throttled_progress():
     assert human_bytes(512) == "512 B"
 
 
+def test_plain_display_ends_with_each_open_count_total():
+    """Throttled counts (bytes fed to the pipes) end with their total, not the first chunk."""
+    out = io.StringIO()
+    display = Display(live=False, stream=out, plain_every_s=3600)
+    fed = display.task("pipe data fed", unit="bytes")
+    for _ in range(5):
+        fed.advance(1024 * 1024)
+    quiet = display.task("other", unit="bytes")
+    quiet.advance(10)
+    display.close()
+    assert out.getvalue().splitlines() == ["smlocal: pipe data fed: 1.0 MB", "smlocal: other: 10 B",
+                                           "smlocal: pipe data fed: 5.0 MB"]
+
+
 def test_live_display_keeps_log_lines():
     out = io.StringIO()
     with Display(live=True, stream=out) as display:

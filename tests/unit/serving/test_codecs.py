@@ -194,3 +194,13 @@ def test_protobuf_encode_reads_back_with_sdk():
     assert list(records[0].label["score"].float32_tensor.values) == pytest.approx([0.1, 0.9])
     assert list(records[1].label["predicted_label"].float32_tensor.values) == [0.0]
     assert len(records[0].features) == 0
+
+
+@pytest.mark.parametrize("codec, template", [
+    (json_codec, b'{"instances": %s}'),
+    (jsonlines_codec, b'{"features": %s}'),
+])
+def test_deeply_nested_json_is_a_400_not_a_recursion_error(codec, template):
+    depth = 100_000
+    with pytest.raises(RequestError, match=r"^unable to evaluate payload provided: .*nested too deeply"):
+        codec.decode(template % (b"[" * depth + b"]" * depth))

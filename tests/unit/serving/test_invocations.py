@@ -14,7 +14,7 @@ from smlocal.artifacts.linear_learner import LinearLearnerModel
 from smlocal.artifacts.loader import load_model_dir
 from smlocal.errors import PayloadTooLarge, RequestError, UnsupportedMediaType
 from smlocal.serving.app import create_app, invocations
-from smlocal.serving.config import ServingConfig
+from smlocal.serving.config import PING_TOKEN_HEADER, ServingConfig
 
 RNG = np.random.default_rng(1)
 ADULT_ROWS = [[28, 2, 133937, 9, 13, 2, 0, 0, 4, 1, 15024, 0, 55, 37],
@@ -230,3 +230,11 @@ def test_config_from_env():
         ServingConfig.from_env({"MODEL_SERVER_WORKERS": "zero"})
     with pytest.raises(CustomerError, match="SAGEMAKER_MAX_PAYLOAD_IN_MB='101'"):
         ServingConfig.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"})
+
+
+def test_ping_answers_the_endpoint_token_it_was_started_with():
+    """The runtime tells its own server from another one on the same port by this header."""
+    tokened = create_app(MODEL, ServingConfig(ping_token="abc123")).test_client().get("/ping")
+    assert tokened.status_code == 200 and tokened.headers[PING_TOKEN_HEADER] == "abc123"
+    assert PING_TOKEN_HEADER not in create_app(MODEL, ServingConfig()).test_client().get("/ping").headers
+    assert ServingConfig.from_env({"SMLOCAL_ENDPOINT_TOKEN": "t1"}).ping_token == "t1"

@@ -129,7 +129,7 @@ class DistCluster(Cluster):
             log.info(f"Host {s.current_host} joined the KVStore as worker {self.rank + 1} of {s.size} "
                      f"(scheduler at {s.root_uri}:{s.root_port})")
         except ConnectionError as exc:
-            self._die(AlgorithmError(str(exc)))
+            self._die(AlgorithmError(f"{exc}{s.hint}"))
         except BaseException as exc:  # noqa: BLE001 - any failure here must not leave a hanging cluster
             self._die(exc)
         return self
@@ -298,7 +298,7 @@ class DistCluster(Cluster):
                 what = "join the cluster" if absent else "start the KVStore worker"
                 late = absent or behind
                 return (f"host{'s' if len(late) > 1 else ''} {', '.join(late)} did not {what} within "
-                        f"{s.timeout:g} s ({TIMEOUT_ENV}).")
+                        f"{s.timeout:g} s ({TIMEOUT_ENV}).{s.hint if absent else ''}")
             return None
         if self._arrived is None or self._arrived[0] != number:
             self._arrived = (number, now)

@@ -150,9 +150,17 @@ def invalid(name: str, value: Any, accepts: str) -> CustomerError:
     return CustomerError(f"The value '{value}' is not valid for the '{name}' hyperparameter which accepts {accepts}")
 
 
-def dimension_error(channel: str, feature_dim: Any, data_dim: int) -> CustomerError:
+class DimensionMismatch(CustomerError):
+    """Data whose width is not ``feature_dim``; keeps the figures so that an algorithm can add a hint."""
+
+    def __init__(self, message: str, channel: str, feature_dim: Any, data_dim: int):
+        super().__init__(message)
+        self.channel, self.feature_dim, self.data_dim = channel, feature_dim, data_dim
+
+
+def dimension_error(channel: str, feature_dim: Any, data_dim: int) -> DimensionMismatch:
     """The built-ins' message for data whose width is not ``feature_dim`` (k-means and linear learner)."""
-    return CustomerError(
+    return DimensionMismatch(
         f"Incorrect configuration or {channel} dataset provided. The value of feature_dim hyperparameter "
         f"'{feature_dim}' doesn't match {channel} data dimensionality '{data_dim}'. Please set feature_dim to "
-        f"the number of features in {channel} dataset.")
+        f"the number of features in {channel} dataset.", channel, feature_dim, data_dim)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smlocal.algorithms.common.hyperparameters import AUTO, Param, Schema
+from smlocal.algorithms.common.memory import check_memory
 from smlocal.algorithms.kmeans.streaming import KMEANS_PP, RANDOM
 from smlocal.environment import TrainingEnv
 
@@ -108,4 +109,16 @@ def configure(env: TrainingEnv, log: logging.Logger) -> KMeansConfig:
     for name in ("extra_center_factor", "local_lloyd_num_trials"):
         if values[name] == AUTO:
             log.info(f"'{name}' was set to 'auto', evaluated to {getattr(cfg, name)}.")
+    check_memory(memory_needed(cfg), f"feature_dim={cfg.feature_dim} with k={cfg.k} x extra_center_factor="
+                 f"{cfg.extra_center_factor} centers" + (f" and mini_batch_size={cfg.mini_batch_size} dense rows"
+                                                         if cfg.force_dense else ""),
+                 "Set feature_dim to the number of features in the data, or lower k or mini_batch_size.")
     return cfg
+
+
+def memory_needed(cfg: KMeansConfig) -> int:
+    """Bytes of the arrays that grow with feature_dim: the K centers (float32 on the device, their sums and
+    a float64 copy for the local Lloyd reduction) and, with force_dense, a densified batch and its copy."""
+    centers = cfg.feature_dim * cfg.k * cfg.extra_center_factor * (4 + 8 + 8)
+    batch = cfg.feature_dim * cfg.mini_batch_size * 4 * 2 if cfg.force_dense else 0
+    return centers + batch

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from smlocal.algorithms.cluster import Cluster, join_cluster
-from smlocal.algorithms.common.hyperparameters import dimension_error
+from smlocal.algorithms.common.hyperparameters import DimensionMismatch, dimension_error
 from smlocal.algorithms.common.prefetch import Prefetch
 from smlocal.algorithms.common.reporting import Reporter
 from smlocal.algorithms.common.threads import limit_blas_threads, math_threads_beside_reader
@@ -57,6 +57,17 @@ def _features(batch: Any, channel: str, feature_dim: int) -> Any:
         got = features.shape[1] if features.ndim == 2 else features.shape[-1]
         raise dimension_error(channel, feature_dim, got)
     return features
+
+
+def _with_label_hint(exc: DimensionMismatch, env: TrainingEnv) -> CustomerError:
+    """``exc``, with a hint when plain text/csv (label_size=1 by default) took a feature for the label."""
+    config = env.channels.get(exc.channel)
+    if config is None or not config.is_csv or "label_size" in config.content_params or \
+            exc.data_dim + 1 != exc.feature_dim:
+        return exc
+    return CustomerError(
+        f"{exc} The data has {exc.feature_dim} columns: text/csv takes the first column as the label "
+        "(label_size=1). If the data has no label column, use ContentType 'text/csv;label_size=0'.")
 
 
 @dataclass
@@ -348,14 +359,18 @@ def _train(env: TrainingEnv, cfg: KMeansConfig, cluster: Cluster, reporter: Repo
     log.info(f"Number of GPUs being used: {arrays.num_gpus}")
     setup_end = time.time()
 
-    result = fit(cfg, train_channel, arrays, reporter, cluster)
-    reporter.quality("train", "msd", result.train_msd)
-
-    if test_channel is None:
-        log.info("Test data is not provided.")
-    else:
-        scores = evaluate(result.centers, test_channel, cfg, arrays, reporter, cluster,
-                          sharded=env.channels["test"].distribution == "ShardedByS3Key")
+    try:
+        result = fit(cfg, train_channel, arrays, reporter, cluster)
+        reporter.quality("train", "msd", result.train_msd)
+        if test_channel is None:
+            log.info("Test data is not provided.")
+            scores = None
+        else:
+            scores = evaluate(result.centers, test_channel, cfg, arrays, reporter, cluster,
+                              sharded=env.channels["test"].distribution == "ShardedByS3Key")
+    except DimensionMismatch as exc:
+        raise _with_label_hint(exc, env) from None
+    if scores is not None:
         for name in cfg.eval_metrics:
             reporter.score("test", name, scores[name])
             reporter.quality("test", name, scores[name])

@@ -17,6 +17,11 @@ from smlocal.algorithms.linear_learner.model import EpochStats
 from smlocal.algorithms.linear_learner.state import Best, to_checkpoint
 from smlocal.algorithms.linear_learner.sync import merge_stats
 
+# A training pass of up to this many mini-batches (and bytes) is ranked on the models it ends with,
+# evaluated once more on its batches; longer passes are ranked on the losses summed while training.
+SHORT_PASS_BATCHES = 8
+SHORT_PASS_BYTES = 64 << 20
+
 
 def train_epochs(training: Training, first_raw: Iterable | None) -> None:
     """Train until ``epochs`` are done or early stopping ends it. ``first_raw``: the first epoch's raw
@@ -51,12 +56,32 @@ def _train_pass(training: Training, first_raw: Iterable | None) -> EpochStats:
     # only when there is no validation channel
     ranks_here = training.cfg.predictor_type == BINARY and "validation" not in training.sources
     stats = EpochStats(model.xp, model.M, objective.criterion, objective.factor, binary=ranks_here)
+    kept: list | None = []  # a short pass's batches, to rank the models it ends with
     for batch in training.sources["train"].prepared_pass(first_raw):
         Sv, L = model.train_step(batch)
         stats.add(Sv, batch.y, L)
+        kept = _keep_short(kept, batch)
     while model.sync is not None and model.idle_step():
         pass  # this host's shard is done: step with the hosts that still have rows
-    return stats
+    if not kept:
+        return stats
+    # The pass's sums hold each batch's loss before its step, and the model kept is the one after the
+    # last step. Over many steps the two agree; over a few (one, when the data is a single mini-batch)
+    # they do not, and a model that overshoots on its last step would be ranked by its loss before it.
+    exact = EpochStats(model.xp, model.M, objective.criterion, objective.factor, binary=ranks_here)
+    for batch in kept:
+        Sv, L = model.evaluate(batch)
+        exact.add(Sv, batch.y, L)
+    return exact
+
+
+def _keep_short(kept: list | None, batch) -> list | None:
+    """``kept`` plus ``batch`` while the pass is short (see SHORT_PASS_*); None once it is not."""
+    if kept is None or len(kept) >= SHORT_PASS_BATCHES or \
+            sum(b.nbytes for b in kept) + batch.nbytes > SHORT_PASS_BYTES:
+        return None
+    kept.append(batch)
+    return kept
 
 
 def _validation_pass(training: Training) -> EpochStats | None:

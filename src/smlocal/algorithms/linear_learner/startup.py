@@ -12,9 +12,11 @@ import time
 from typing import Any, Iterable
 
 import numpy as np
+import scipy.sparse as sp
 
 from smlocal.algorithms.cluster import Cluster
 from smlocal.algorithms.common.hyperparameters import dimension_error
+from smlocal.algorithms.common.memory import check_memory
 from smlocal.algorithms.linear_learner.checkpoint import Checkpoints, load_state, state_path
 from smlocal.algorithms.linear_learner.config import BINARY, REGRESSOR, LLConfig
 from smlocal.algorithms.linear_learner.context import Job, Objective, Training
@@ -120,6 +122,7 @@ def _fresh_state(job: Job, cluster: Cluster, train: BatchSource) -> tuple[State,
     if not head:
         raise CustomerError("No training data found in channel 'train'. Provide at least one labeled record.")
     labels = _sample_labels(cfg, cluster, head)
+    _check_memory(cfg, int(head[0].features.shape[1]), any(sp.issparse(b.features) for b in head))
     started = time.time()
     state = start_state(cfg, [b.features for b in head], labels,
                         allreduce=cluster.allreduce_sum if cluster.size > 1 else None)
@@ -132,6 +135,18 @@ def _fresh_state(job: Job, cluster: Cluster, train: BatchSource) -> tuple[State,
     for note in state.notes:
         job.log.info(note)
     return state, itertools.chain(head, raw)  # the sample is the start of the first epoch
+
+
+def _check_memory(cfg: LLConfig, d: int, sparse: bool) -> None:
+    """Refuse a feature_dim whose models cannot fit: every model's (d + 1) x outputs weights, drawn in
+    float64, then float32 with the gradient, two optimizer moments and copies for the best model and
+    checkpoints; dense data adds a mini-batch as read, normalised and on the device."""
+    models = (d + 1) * cfg.num_models * cfg.outputs * (8 + 4 * 6)
+    batch = 0 if sparse else cfg.mini_batch_size * d * 4 * 3
+    shown = cfg.feature_dim if cfg.feature_dim != "auto" else f"auto (the data's {d})"
+    check_memory(models + batch, f"feature_dim={shown} with num_models={cfg.num_models} x {cfg.outputs} output(s)"
+                 + ("" if sparse else f" and mini_batch_size={cfg.mini_batch_size} dense rows"),
+                 "Set feature_dim to the number of features in the data, or lower num_models.")
 
 
 def _sample_labels(cfg: LLConfig, cluster: Cluster, head: list[Any]) -> np.ndarray:

@@ -5,6 +5,7 @@ native dtype unless asked to cast.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,6 +17,7 @@ from smlocal.data import record_pb2
 from smlocal.data.protobuf.wire import VALUES_KEY
 from smlocal.data.recordio import DataFormatError
 
+_MAX_DIM = np.iinfo(np.int64).max  # feature indices are int64
 _TENSOR_FIELDS = {"float32_tensor": np.float32, "float64_tensor": np.float64, "int32_tensor": np.int32}
 
 
@@ -51,7 +53,9 @@ def _feature_row(record: record_pb2.Record, index: int) -> _Row:
     kind, tensor = _tensor(record.features[VALUES_KEY], index, "features['values']")
     values = np.array(tensor.values, dtype=_TENSOR_FIELDS[kind])
     shape = list(tensor.shape)
-    dim = int(np.prod(shape, dtype=np.int64)) if shape else values.size
+    dim = math.prod(shape) if shape else values.size  # Python ints: a uint64 shape must not wrap around
+    if dim > _MAX_DIM:
+        raise RecordDecodeError(index, f"has shape {shape}: {dim} features is more than 2^63-1.")
     if len(tensor.keys) or (shape and values.size != dim):  # sparse (an all-zero sparse row has no keys)
         if not shape:
             raise RecordDecodeError(index, "is sparse (has keys) but has no shape; sparse tensors need a shape.")

@@ -11,12 +11,13 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
-from smlocal.data.csv import NAN_MESSAGE, MissingValueError, first_nan, iter_csv_blocks
+from smlocal.data.channels import first_nonfinite_cell
+from smlocal.data.csv import NAN_MESSAGE, MissingValueError, iter_csv_blocks, nonfinite_message
 from smlocal.data.protobuf import (
     RecordDecodeError,
     decode_fixed_block,
@@ -71,13 +72,22 @@ def _split_label(matrix, label_column: int | None, source: str):
     return np.ascontiguousarray(matrix[:, keep]), np.asarray(matrix[:, col])
 
 
-def _check_finite(features, labels, where: str) -> None:
-    data = features.data if sp.issparse(features) else features
-    if np.isnan(data).any() or (labels is not None and np.isnan(labels).any()):
-        raise CustomerError(f"{where}: {NAN_MESSAGE}")
+def _check_finite(features, labels, where: Callable[[int, int | None, bool], str]) -> None:
+    """CustomerError at the first NaN or infinite value; ``where(row, column or None for the label,
+    is_nan)`` words its place."""
+    bad = first_nonfinite_cell(features, labels)
+    if bad is not None:
+        row, column, value = bad
+        raise CustomerError(f"{where(row, column, bool(np.isnan(value)))}: {nonfinite_message(value)}")
 
 
-def _csv_matrices(path: Path) -> Iterator[tuple[np.ndarray, str]]:
+def _array_place(prefix: str, start: int) -> Callable[[int, int | None, bool], str]:
+    """Rows and columns of an in-memory or ``.npy`` array, 0-based as numpy counts them."""
+    return lambda row, column, is_nan: f"{prefix}row {start + row}" + (
+        "" if is_nan else (" label" if column is None else f" column {column}"))
+
+
+def _csv_matrices(path: Path) -> Iterator[tuple[np.ndarray, Callable]]:
     with open(path, "rb") as f:
         try:
             for block in iter_csv_blocks(f, str(path)):
@@ -88,13 +98,13 @@ def _csv_matrices(path: Path) -> Iterator[tuple[np.ndarray, str]]:
             raise CustomerError(f"Cannot convert {path}: {exc}") from None
 
 
-def _csv_where(block) -> str:
-    """Where a NaN message for this block points: its first NaN's line (or its first line)."""
-    row = first_nan(block.values)
-    return f"{block.source} line {int(block.lines[row if row is not None else 0])}"
+def _csv_where(block) -> Callable[[int, int | None, bool], str]:
+    """The file's line (and, for an infinite value, its 1-based column) of a row of ``block``."""
+    return lambda row, column, is_nan: f"{block.source} line {int(block.lines[row])}" + (
+        "" if is_nan else f" column {column + 1}")
 
 
-def _npy_matrices(path: Path) -> Iterator[tuple[np.ndarray | sp.csr_matrix, str]]:
+def _npy_matrices(path: Path) -> Iterator[tuple[np.ndarray | sp.csr_matrix, Callable]]:
     if path.suffix == ".npy":
         array = np.load(path, mmap_mode="r", allow_pickle=False)
         yield from _row_chunks(_as_matrix(array, path), path)
@@ -123,7 +133,8 @@ def _as_matrix(array: np.ndarray, path: Path) -> np.ndarray:
 def _row_chunks(matrix, path: Path):
     for start in range(0, matrix.shape[0], ROWS_PER_CHUNK):
         stop = min(start + ROWS_PER_CHUNK, matrix.shape[0])
-        yield matrix[start:stop], f"{path} rows {start}-{stop - 1}"
+        # float32 before the check: a float64 value beyond float32's range is an infinite value here
+        yield matrix[start:stop].astype(np.float32), _array_place(f"{path} ", start)
 
 
 def _write_recordio(out: BinaryIO, features, labels, result: ConvertResult) -> None:
@@ -147,9 +158,9 @@ def convert_arrays(features, labels, output) -> ConvertResult:
     with _atomic_output(Path(output), "wb") as out:
         matrix = sp.csr_matrix(features) if sp.issparse(features) else np.asarray(features)
         for start in range(0, matrix.shape[0], ROWS_PER_CHUNK):
-            part = matrix[start : start + ROWS_PER_CHUNK]
-            lab = None if labels is None else np.asarray(labels)[start : start + ROWS_PER_CHUNK]
-            _check_finite(part, lab, f"rows {start}-{start + part.shape[0] - 1}")
+            part = matrix[start : start + ROWS_PER_CHUNK].astype(np.float32)
+            lab = None if labels is None else np.asarray(labels)[start : start + ROWS_PER_CHUNK].astype(np.float32)
+            _check_finite(part, lab, _array_place("", start))
             _write_recordio(out, part, lab, result)
     return result
 
@@ -222,7 +233,7 @@ def convert(src, dst=None, label_column: int | None = 0) -> ConvertResult:
     result = ConvertResult(str(src), str(dst), "to-recordio")
     with _atomic_output(dst, "wb") as out:
         for matrix, where in matrices:
+            _check_finite(matrix, None, where)  # before the label is split off: the input's own columns
             features, labels = _split_label(matrix, label_column, str(src))
-            _check_finite(features, labels, where)
             _write_recordio(out, features, labels, result)
     return result

@@ -1,17 +1,18 @@
 """``smlocal inspect``: what a RecordIO-protobuf or CSV file, or a channel directory, holds.
 
-Records, feature dimensions, dense/sparse, dtypes, labels, the first NaN and the first bad record (with
-its byte offset or line), read in chunks like a channel reads them.
+Records, feature dimensions, dense/sparse, dtypes, labels, the first NaN, the first infinite value and
+the first bad record (with its byte offset or line), read in chunks like a channel reads them.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import scipy.sparse as sp
 
-from smlocal.data.channels import data_files, first_nan_row
-from smlocal.data.csv import MissingValueError, first_nan, iter_csv_blocks
+from smlocal.data.channels import data_files
+from smlocal.data.csv import MissingValueError, iter_csv_blocks
 from smlocal.data.protobuf import RecordDecodeError, decode_fixed_block, decode_records
 from smlocal.data.recordio import DataFormatError, FixedRun, is_recordio_file, iter_frames, read_chunks
 from smlocal.errors import CustomerError
@@ -30,6 +31,7 @@ class FileReport:
     labeled_records: int = 0
     label_dtypes: list[str] = field(default_factory=list)
     first_nan: str | None = None
+    first_infinite: str | None = None
     error: str | None = None  # the first bad record, with its byte offset or line
 
 
@@ -48,7 +50,7 @@ class InspectReport:
 
     @property
     def ok(self) -> bool:
-        return all(f.error is None and f.first_nan is None for f in self.files)
+        return all(f.error is None and f.first_nan is None and f.first_infinite is None for f in self.files)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "records": self.records, "feature_dims": self.feature_dims, "ok": self.ok,
@@ -103,13 +105,40 @@ def _count(report: FileReport, n: int, features, labels) -> None:
         _add(report.label_dtypes, str(labels.dtype))
 
 
+def _first_cell(test, features, labels) -> tuple[int, int | None] | None:
+    """(row, feature index or None for the label) of the first value where ``test`` (np.isnan or
+    np.isinf) holds, or None."""
+    found = []
+    if features.dtype.kind == "f":
+        if sp.issparse(features):
+            hits = np.flatnonzero(test(features.data))
+            if hits.size:
+                k = int(hits[0])
+                found.append((int(np.searchsorted(features.indptr, k, side="right")) - 1, int(features.indices[k])))
+        else:
+            rows, cols = np.nonzero(test(features))
+            if rows.size:
+                found.append((int(rows[0]), int(cols[0])))
+    if labels is not None and labels.dtype.kind == "f":
+        hits = np.flatnonzero(test(labels))
+        if hits.size:
+            found.append((int(hits[0]), None))
+    return min(found, key=lambda cell: cell[0]) if found else None
+
+
+def _note_nonfinite(report: FileReport, features, labels, where) -> None:
+    """Remember the first NaN and the first infinite value; ``where(row, feature, is_nan)`` words the place."""
+    for attribute, test in (("first_nan", np.isnan), ("first_infinite", np.isinf)):
+        if getattr(report, attribute) is None:
+            cell = _first_cell(test, features, labels)
+            if cell is not None:
+                setattr(report, attribute, where(*cell, test is np.isnan))
+
+
 def _note_nan(report: FileReport, features, labels, frames, base: int = 0) -> None:
-    """Remember the first record holding a NaN (``base``: index of ``features``' row 0 in ``frames``)."""
-    if report.first_nan is not None:
-        return
-    row = first_nan_row(features, labels)
-    if row is not None:
-        report.first_nan = f"record #{report.records + row} at byte offset {frames.record_offset(base + row)}"
+    """The first NaN and infinite records (``base``: index of ``features``' row 0 in ``frames``)."""
+    _note_nonfinite(report, features, labels, lambda row, _, __: (
+        f"record #{report.records + row} at byte offset {frames.record_offset(base + row)}"))
 
 
 def _inspect_csv(path: Path, report: FileReport) -> None:
@@ -124,9 +153,8 @@ def _inspect_csv(path: Path, report: FileReport) -> None:
 
 
 def _csv_block(report: FileReport, block) -> None:
-    row = first_nan(block.values)
-    if row is not None and report.first_nan is None:
-        report.first_nan = f"line {int(block.lines[row])}"
+    _note_nonfinite(report, block.values, None, lambda row, column, is_nan: (
+        f"line {int(block.lines[row])}" + ("" if is_nan else f" column {column + 1}")))
     report.records += block.values.shape[0]
     report.dense_records += block.values.shape[0]
     _add(report.feature_dims, block.values.shape[1])
@@ -179,6 +207,8 @@ def _file_lines(f: FileReport) -> list[str]:
                   f"  labels:        {labels}"]
     if f.first_nan:
         lines.append(f"  first NaN:     {f.first_nan}")
+    if f.first_infinite:
+        lines.append(f"  first infinite value: {f.first_infinite}")
     lines.append(f"  first error:   {f.error}" if f.error else "  errors:        none")
     return lines
 

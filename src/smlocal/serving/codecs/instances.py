@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from smlocal.serving.codecs.base import Features, bad_payload, require_finite, require_rows
 
+_MAX_DIM = np.iinfo(np.int64).max  # sparse keys are int64 indices
 SHAPES = ('{"features": [...]}, {"data": {"features": {"values": [...]}}} or '
           '{"data": {"features": {"keys": [...], "shape": [d], "values": [...]}}}')
 
@@ -26,6 +27,8 @@ def _numbers(values: Any, row: int, what: str) -> np.ndarray:
         raise bad_payload(f"row {row}: '{what}' must be a list of numbers")
     try:
         arr = np.array(values, dtype=np.float32)
+    except OverflowError:  # a JSON integer past a double's range (10**400)
+        raise bad_payload(f"row {row}: '{what}' holds a number too large for float32") from None
     except (ValueError, TypeError):
         raise bad_payload(f"row {row}: '{what}' must be a flat list of numbers") from None
     if arr.ndim != 1:
@@ -47,8 +50,8 @@ def parse_instance(obj: Any, row: int):
     if "keys" not in features:
         return "dense", values
     shape = features.get("shape")
-    if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and shape[0] > 0):
-        raise bad_payload(f"row {row}: a sparse record needs 'shape': [feature_dim], got {shape!r}")
+    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int and 0 < shape[0] <= _MAX_DIM):
+        raise bad_payload(f"row {row}: a sparse record needs 'shape': [feature_dim] (1 to 2^63-1), got {shape!r}")
     keys = features["keys"]
     if not isinstance(keys, list) or not all(isinstance(k, int) and not isinstance(k, bool) for k in keys):
         raise bad_payload(f"row {row}: 'keys' must be a list of integer feature indices")
@@ -69,7 +72,7 @@ def _dense_features(instances: Sequence[Any]) -> np.ndarray | None:
         return None
     try:
         X = np.array([obj["features"] for obj in instances], dtype=np.float32)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return None
     return X if X.ndim == 2 else None
 

@@ -16,6 +16,8 @@ def load_json(text: bytes, where: str):
         raise bad_payload(f"{where} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise bad_payload(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:  # the parser recurses once per level of [ or {
+        raise bad_payload(f"{where} is JSON nested too deeply; send records as flat lists of numbers") from None
 
 
 def decode(body: bytes, params: dict[str, str] | None = None) -> Features:

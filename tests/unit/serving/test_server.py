@@ -1,0 +1,27 @@
+"""gunicorn's settings for serve: every option is one the installed gunicorn knows, and none is shared."""
+from __future__ import annotations
+
+from gunicorn.config import Config
+
+from smlocal.serving.config import ServingConfig
+from smlocal.serving.server import gunicorn_options
+
+
+def applied(options: dict) -> Config:
+    cfg = Config()
+    for key, value in options.items():
+        cfg.set(key, value)  # raises on a setting this gunicorn does not have
+    return cfg
+
+
+def test_threads_take_connections_so_one_slow_client_holds_no_worker():
+    cfg = applied(gunicorn_options(ServingConfig(workers=2, timeout=30), "127.0.0.1:9"))
+    assert cfg.worker_class_str == "gthread" and cfg.threads >= 4 and cfg.workers == 2
+    assert cfg.bind == ["127.0.0.1:9"] and cfg.keepalive == 0  # each request goes to a free worker
+
+
+def test_no_control_socket_is_shared_between_endpoints():
+    """gunicorn >= 25.1 opens $HOME/.gunicorn/gunicorn.ctl by default, one path for every endpoint."""
+    cfg = applied(gunicorn_options(ServingConfig(), "unix:/tmp/x.sock"))
+    if "control_socket_disable" in cfg.settings:
+        assert cfg.control_socket_disable is True
