@@ -10,6 +10,7 @@ gives no address) are told DMLC_PS_ROOT_URI=127.0.0.1; the pod-name rule is unit
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -125,8 +126,7 @@ def sagemaker_model(data: Path, algorithm: str, nodes: int, tmp_path: Path):
     return _baselines[algorithm, nodes]
 
 
-RUNS = [("batch", "kmeans", 2), ("batch", "kmeans", 3), ("batch", "linear-learner", 2),
-        ("batch", "linear-learner", 3), ("kubernetes", "kmeans", 2), ("kubernetes", "linear-learner", 2)]
+RUNS = list(itertools.product(("batch", "kubernetes"), ("kmeans", "linear-learner"), (2, 3)))
 
 
 @needs_mxnet

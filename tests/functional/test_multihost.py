@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from smlocal.artifacts.loader import load_model_dir
+from smlocal.runtime.ports import free_port_pair
 from smlocal.runtime.process import ProcessBackend
-from tests.helpers import free_port, job_channel, process_alive, run_container, run_job, training_job, write_config
+from tests.helpers import job_channel, process_alive, run_container, run_job, training_job, write_config
 
 pytest.importorskip("mxnet")
 
@@ -224,7 +225,7 @@ def test_a_host_that_never_joins_fails_within_the_timeout(tmp_path, data):
                  hosts=("algo-1", "algo-2"), current="algo-1")
     (base / "input" / "data").mkdir(parents=True, exist_ok=True)
     os.symlink(train, base / "input" / "data" / "train")
-    port = free_port()
+    port = free_port_pair()  # the liveness monitor listens on port + 1
     started = time.monotonic()
     result = run_container("train", base, env={"DMLC_PS_ROOT_URI": "127.0.0.1", "DMLC_PS_ROOT_PORT": str(port),
                                                 "SMLOCAL_KV_TIMEOUT": "3"}, timeout=60)
@@ -239,7 +240,7 @@ def test_a_host_that_cannot_reach_the_first_host_fails_within_the_timeout(tmp_pa
     base = tmp_path / "algo-2"
     write_config(base, KM_HPS, {"train": {"ContentType": "text/csv;label_size=0"}}, hosts=("algo-1", "algo-2"),
                  current="algo-2")
-    result = run_container("train", base, env={"DMLC_PS_ROOT_URI": "127.0.0.1", "DMLC_PS_ROOT_PORT": str(free_port()),
+    result = run_container("train", base, env={"DMLC_PS_ROOT_URI": "127.0.0.1", "DMLC_PS_ROOT_PORT": str(free_port_pair()),
                                                 "SMLOCAL_KV_TIMEOUT": "2"}, timeout=60)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "could not reach the first host algo-1 at 127.0.0.1:" in result.failure

@@ -76,7 +76,7 @@ def endpoint(tmp_path):
 
 
 class Pinger(threading.Thread):
-    """GET /ping every 0.2 s; the slowest answer, and any that failed."""
+    """GET /ping every 0.05 s; the slowest answer, and any that failed."""
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
@@ -84,7 +84,7 @@ class Pinger(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        while not self.done.wait(0.2):
+        while not self.done.wait(0.05):
             started = time.monotonic()
             try:
                 status = requests.get(self.url, timeout=5).status_code
@@ -159,6 +159,6 @@ def test_soak_mixed_requests(endpoint):
     assert not server_errors, server_errors[:5]
     unexpected = [a for a in answers if a[0] not in a[1]]
     assert not unexpected, unexpected[:5]
-    assert not pinger.failures and pinger.count > 10, pinger.failures[:5]
+    assert not pinger.failures and pinger.count >= 5, (pinger.count, pinger.failures[:5])
     assert pinger.slowest < PING_LIMIT_S, pinger.slowest
     assert growth < RSS_GROWTH_LIMIT, (rss_before, rss_after)

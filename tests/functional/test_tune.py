@@ -245,7 +245,9 @@ def test_tune_and_describe_tuning_commands(data, tmp_path):
     assert done.returncode == 0, done.stderr
     progress = [line for line in done.stdout.splitlines() if line.startswith("[")]
     assert len(progress) == 3 and all("validation:objective_loss=" in line and " best " in line for line in progress)
-    assert "learning_rate=" in progress[0] and progress[0].startswith("[  1/3] cli-ll-001-")
+    # parallel jobs finish in any order: one line per job, each naming its number and hyperparameters
+    assert sorted(line[:19] for line in progress) == [f"[  {n}/3] cli-ll-00{n}-" for n in (1, 2, 3)]
+    assert all("learning_rate=" in line for line in progress)
     assert "cli-ll: Completed (Bayesian)" in done.stdout
     plot = tmp_path / "plot.png"
     shown = run_cli("describe-tuning", "cli-ll", "--output", str(out), "--plot", str(plot))
