@@ -118,6 +118,19 @@ def test_file_mode_from_an_s3_prefix_uploads_outputs_and_reuses_the_cache(s3_env
     assert any(os.path.samefile(part, p.with_suffix("")) for p in cached)
 
 
+def test_a_bad_object_in_an_s3_file_channel_is_named_by_its_uri(s3_env, bucket, csv_channel, tmp_path):
+    """The container reads a hard link into the download cache; the failure names the object's URI."""
+    s3_env.client().put_object(Bucket=bucket, Key="data/train/part-1.csv", Body=b"1,2,3,4\n1,2,x,4\n")
+    local = tmp_path / "local"
+    cli = run_cli("train", *KMEANS, *CSV, "--channel", f"train={csv_channel}", "--output", f"s3://{bucket}/jobs",
+                  "--local-output", str(local), "--job-name", "bad-object")
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    reason = read_record(local / "bad-object")["FailureReason"]
+    for text in (reason, cli.stderr):
+        assert f"file '{csv_channel}/part-1.csv' line 2, column 3" in text, text
+        assert "/objects/" not in text and "/hosts/algo-1/" not in text, text
+
+
 @needs_mxnet
 def test_file_mode_sdk_manifest_sharded_across_two_hosts(s3_env, bucket, tmp_path):
     manifest, _ = _sdk_record_set(bucket, "kmeans/train")

@@ -33,13 +33,15 @@ class DataObject:
     """One file of a channel: ``key`` is its path below the channel root (like an S3 key suffix).
 
     ``opener`` lets a remote object (S3) be streamed by the Pipe feeder without a local copy;
-    ``path`` then names it (its URI) in messages.
+    ``path`` then names it (its URI) in messages. ``origin``: what messages call a local copy (the S3
+    URI of a file in the download cache); empty when ``path`` is the user's own.
     """
 
     key: str
     path: str
     size: int = 0
     opener: Callable[[], BinaryIO] | None = field(default=None, compare=False, repr=False)
+    origin: str = ""
 
     def open(self) -> BinaryIO:
         return self.opener() if self.opener is not None else open(self.path, "rb")
@@ -50,6 +52,11 @@ class Mount:
     source: str  # absolute path on this machine
     target: str  # path below /opt/ml, POSIX, e.g. "input/data/train/part-0.csv"
     read_only: bool = True
+    origin: str = ""  # what messages call ``source`` when it is a local copy (an S3 URI); empty: source
+
+    @property
+    def shown_as(self) -> str:
+        return self.origin or self.source
 
     @property
     def container_path(self) -> str:
@@ -145,13 +152,13 @@ class HostPlan:
         return Paths(Path(self.root))
 
     def user_sources(self) -> dict[str, str]:
-        """Each mount's (and gunzipped copy's) path in this host's tree, on this machine and as the
-        container sees it -> the path the user gave (data file or directory, script code), so messages
-        can name the user's file."""
+        """Each mount's (and placed or gunzipped copy's) path in this host's tree, on this machine and
+        as the container sees it -> the path the user gave (data file or directory, script code, S3 URI),
+        so messages can name the user's file."""
         names = {}
-        for mount in self.mounts + self.gunzipped:
-            names[str(Path(self.root) / mount.target)] = mount.source
-            names[mount.container_path] = mount.source
+        for mount in self.mounts + self.placed + self.gunzipped:
+            names[str(Path(self.root) / mount.target)] = mount.shown_as
+            names[mount.container_path] = mount.shown_as
         return names
 
 
@@ -258,7 +265,7 @@ def _file_mounts(ch: ChannelSpec, objects: tuple[DataObject, ...], whole: bool) 
     base = LAYOUT.channel_dir(ch.name)
     if whole:  # the whole directory, as it is
         return (Mount(ch.source, str(base)),)
-    return tuple(Mount(obj.path, str(base / obj.key)) for obj in objects)
+    return tuple(Mount(obj.path, str(base / obj.key), origin=obj.origin) for obj in objects)
 
 
 def _gunzipped(ch: ChannelSpec, objects: tuple[DataObject, ...]) -> tuple[Mount, ...]:
@@ -268,7 +275,7 @@ def _gunzipped(ch: ChannelSpec, objects: tuple[DataObject, ...]) -> tuple[Mount,
     keys = {obj.key for obj in objects}
     plain = {obj.key: obj.key[:-3] if obj.key.endswith(".gz") and obj.key[:-3] not in keys else obj.key
              for obj in objects}
-    return tuple(Mount(obj.path, str(base / plain[obj.key])) for obj in objects)
+    return tuple(Mount(obj.path, str(base / plain[obj.key]), origin=obj.origin) for obj in objects)
 
 
 @dataclass

@@ -102,7 +102,7 @@ def s3_channel(ch: ChannelSpec, host_count: int, client: LazyClient, display=Non
     mine = unique if host_index is None else shard_objects(unique, host_index, host_count, ch.distribution)
     files = cache.fetch_to_cache(mine, cache_dir, progress=_progress(display, f"channel '{ch.name}'"), client=c)
     local = {o.uri: str(path) for o, path in zip(mine, files, strict=True)}
-    return tuple(DataObject(o.name, local.get(o.uri, o.uri), o.size) for o in unique)
+    return tuple(DataObject(o.name, local.get(o.uri, o.uri), o.size, origin=o.uri) for o in unique)
 
 
 def local_files(source: str | Path) -> list[tuple[str, str]]:
