@@ -11,6 +11,7 @@ from typing import Optional
 
 import flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from smlocal.artifacts.loader import Model
 from smlocal.errors import PayloadTooLarge, RequestTimeout, SmlocalError
@@ -18,6 +19,7 @@ from smlocal.serving.codecs import request_codec, response_codec
 from smlocal.serving.codecs.base import bad_payload
 from smlocal.serving.config import PING_TOKEN_HEADER, ServingConfig
 from smlocal.serving.handlers import Handlers, user_invocations
+from smlocal.serving.hot_routes import HotRoutes
 from smlocal.serving.predict import response_columns
 
 log = logging.getLogger("smlocal.serving")
@@ -53,21 +55,24 @@ def execution_parameters(config: ServingConfig) -> dict:
             "MaxPayloadInMB": config.max_payload_mb}
 
 
-def _read_body(config: ServingConfig) -> bytes:
+def read_body(environ: dict, config: ServingConfig) -> bytes:
     """The request body; a client that stops sending it (the server's read timeout) gets a 408."""
     try:
-        return _read_limited(config)
+        return _read_limited(environ, config)
     except OSError as exc:  # the socket's read timeout, or the client went away mid-body
         raise RequestTimeout(f"The request body did not arrive in full ({type(exc).__name__}: {exc}); "
                              "send the number of bytes that Content-Length says.") from None
 
 
-def _read_limited(config: ServingConfig) -> bytes:
-    """The request body, refusing more than the payload limit without buffering it all."""
-    request = flask.request
+def _read_limited(environ: dict, config: ServingConfig) -> bytes:
+    """The request body, refusing more than the payload limit without buffering it all.
+
+    werkzeug's stream, as ``flask.request.stream`` (no MAX_CONTENT_LENGTH) reads it: it stops at
+    Content-Length and raises ``ClientDisconnected`` (400) when the body ends before it.
+    """
     limit = config.max_payload_bytes
-    declared = request.content_length
-    stream = request.stream
+    declared = get_content_length(environ)
+    stream = get_input_stream(environ)
     if declared is not None and declared > limit:
         # Drain what the client sends (bounded) so it reads our 413 instead of a connection reset.
         remaining = min(declared, _DRAIN_LIMIT)
@@ -77,10 +82,20 @@ def _read_limited(config: ServingConfig) -> bytes:
                 break
             remaining -= len(chunk)
         raise too_large(declared, config)
-    body = stream.read(limit + 1) if declared is None else request.get_data(cache=False)
+    body = stream.read(limit + 1) if declared is None else stream.read()
     if len(body) > limit:
         raise too_large(len(body), config)
     return body
+
+
+def error_response(exc: Exception) -> flask.Response:
+    """The answer to an error: typed errors carry their status; anything else is a logged 500."""
+    if isinstance(exc, SmlocalError):
+        if exc.http_status >= 500:
+            log.error("invocation failed: %s", exc)
+        return flask.Response(str(exc) + "\n", status=exc.http_status, content_type="text/plain")
+    log.exception("invocation failed with an unexpected error")
+    return flask.Response(f"internal error: {type(exc).__name__}: {exc}\n", status=500, content_type="text/plain")
 
 
 def create_app(model: Model, config: Optional[ServingConfig] = None,
@@ -106,23 +121,22 @@ def create_app(model: Model, config: Optional[ServingConfig] = None,
     @app.post("/invocations")
     def invoke():
         request = flask.request
-        body = _read_body(config)
+        body = read_body(request.environ, config)
         payload, media = invocations(body, request.headers.get("Content-Type"), request.headers.get("Accept"),
                                      model, config, handlers)
         return flask.Response(payload, status=200, content_type=media)
 
-    @app.errorhandler(SmlocalError)
-    def typed_error(exc: SmlocalError):
-        # the one place where errors become HTTP statuses
-        if exc.http_status >= 500:
-            log.error("invocation failed: %s", exc)
-        return flask.Response(str(exc) + "\n", status=exc.http_status, content_type="text/plain")
-
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
+    def any_error(exc: Exception):
         if isinstance(exc, HTTPException):  # 404, 405... keep werkzeug's answer
             return exc
-        log.exception("invocation failed with an unexpected error")
-        return flask.Response(f"internal error: {type(exc).__name__}: {exc}\n", status=500, content_type="text/plain")
+        return error_response(exc)  # the one place where errors become HTTP statuses
 
+    if handlers is None:  # the built-ins' hot routes skip flask's per-request machinery (same bytes)
+        def invoke_builtin(environ: dict) -> tuple[bytes, str]:
+            return invocations(read_body(environ, config), environ.get("CONTENT_TYPE"),
+                               environ.get("HTTP_ACCEPT"), model, config)
+
+        token = (PING_TOKEN_HEADER, config.ping_token) if config.ping_token else None
+        app.wsgi_app = HotRoutes(app.wsgi_app, invoke_builtin, error_response, token)
     return app

@@ -1,6 +1,7 @@
 """One codec module per content type; this registry picks them from Content-Type and Accept headers."""
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 
 from smlocal.environment import parse_content_type
@@ -13,13 +14,20 @@ SUPPORTED = tuple(CODECS)
 
 def request_codec(content_type: str | None, default: str = json_codec.MEDIA_TYPE) -> tuple[ModuleType, dict]:
     """The decoder for a Content-Type header (missing -> JSON, as the built-ins' scaffolding does)."""
+    codec, params = _request_codec(content_type, default)
+    return codec, dict(params)
+
+
+# Clients send the same few header values again and again: parse each once (bounded, errors not kept).
+@functools.lru_cache(maxsize=256)
+def _request_codec(content_type: str | None, default: str) -> tuple[ModuleType, tuple[tuple[str, str], ...]]:
     media, params = parse_content_type(content_type, default=default)
     codec = CODECS.get(media)
     if codec is None:
         raise UnsupportedMediaType(
             f"Content type '{media}' is not supported; send one of: {', '.join(SUPPORTED)}."
         )
-    return codec, params
+    return codec, tuple(params.items())
 
 
 def _accept_candidates(accept: str) -> list[str]:
@@ -38,6 +46,7 @@ def _accept_candidates(accept: str) -> list[str]:
     return [media for _, _, media in sorted(ranked)]
 
 
+@functools.lru_cache(maxsize=256)
 def response_codec(accept: str | None, default: str = json_codec.MEDIA_TYPE) -> ModuleType:
     """The encoder for an Accept header; missing or ``*/*`` -> ``default`` (JSON)."""
     if not accept or not accept.strip():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from smlocal.serving.codecs.base import Columns, bad_payload, require_finite, require_rows
+from smlocal.serving.codecs.numbers import plain_csv_values
 
 MEDIA_TYPE = "text/csv"
 
@@ -29,16 +30,32 @@ def decode(body: bytes, params: dict[str, str] | None = None) -> np.ndarray:
         lines.pop()
     require_rows(len(lines))
     commas = lines[0].count(b",")
+    if _well_formed(lines, commas):
+        return _parse(lines, commas)
     for r, line in enumerate(lines, 1):
         if not line.strip():
             raise bad_payload(f"row {r} is empty; send one record per line")
         if line.count(b",") != commas:
             raise bad_payload(f"row {r} has {line.count(b',') + 1} values but row 1 has {commas + 1}")
-    try:
-        # one C-level conversion of every field; on failure we rescan to name the row and column
-        values = np.array(b",".join(lines).split(b","), dtype=np.float32)
-    except ValueError:
-        raise bad_payload(_locate_bad_value(lines)) from None
+    return _parse(lines, commas)  # not reached: the loop names what _well_formed saw
+
+
+def _well_formed(lines: list[bytes], commas: int) -> bool:
+    """Every line as wide as the first and none blank (the loop in ``decode`` names the first that is not)."""
+    if [line.count(b",") for line in lines].count(commas) != len(lines):
+        return False
+    return commas > 0 or all(map(bytes.strip, lines))  # a blank line has no comma
+
+
+def _parse(lines: list[bytes], commas: int) -> np.ndarray:
+    joined = b",".join(lines)
+    values = plain_csv_values(joined, len(lines) * (commas + 1))
+    if values is None:
+        try:
+            # one C-level conversion of every field; on failure we rescan to name the row and column
+            values = np.array(joined.split(b","), dtype=np.float32)
+        except ValueError:
+            raise bad_payload(_locate_bad_value(lines)) from None
     X = values.reshape(len(lines), commas + 1)
     require_finite(X)
     return X

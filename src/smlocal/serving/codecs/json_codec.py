@@ -5,6 +5,7 @@ import json
 
 from smlocal.serving.codecs.base import Columns, Features, bad_payload
 from smlocal.serving.codecs.instances import to_features
+from smlocal.serving.codecs.numbers import json_rows
 
 MEDIA_TYPE = "application/json"
 
@@ -36,4 +37,7 @@ def rows(columns: Columns) -> list[dict]:
 
 
 def encode(columns: Columns) -> bytes:
-    return json.dumps({"predictions": rows(columns)}).encode("utf-8")
+    fast = json_rows(columns)
+    if fast is None:
+        return json.dumps({"predictions": rows(columns)}).encode("utf-8")
+    return b'{"predictions": ' + fast + b"}"

@@ -6,6 +6,7 @@ import json
 from smlocal.serving.codecs.base import Columns, Features, bad_payload, require_rows
 from smlocal.serving.codecs.instances import to_features
 from smlocal.serving.codecs.json_codec import load_json, rows
+from smlocal.serving.codecs.numbers import json_row_texts
 
 MEDIA_TYPE = "application/jsonlines"
 
@@ -24,4 +25,7 @@ def decode(body: bytes, params: dict[str, str] | None = None) -> Features:
 
 
 def encode(columns: Columns) -> bytes:
-    return "".join(json.dumps(row) + "\n" for row in rows(columns)).encode("utf-8")
+    texts = json_row_texts(columns)
+    if texts is None:
+        texts = [json.dumps(row) for row in rows(columns)]
+    return "".join(text + "\n" for text in texts).encode("utf-8")
