@@ -24,6 +24,7 @@ from smlocal.algorithms.common.prefetch import Prefetch
 from smlocal.algorithms.common.reporting import Reporter
 from smlocal.algorithms.common.threads import limit_blas_threads, math_threads_beside_reader
 from smlocal.algorithms.kmeans.config import KMeansConfig, configure
+from smlocal.algorithms.kmeans.rowsplit import RowSplitter
 from smlocal.algorithms.kmeans.streaming import (
     Reduction,
     StreamingKMeans,
@@ -131,11 +132,16 @@ def fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporter
     With several hosts (``cluster``) each streams its own shard; their states are merged before the
     shrink, which the first host runs and shares.
     """
-    with limit_blas_threads(math_threads_beside_reader()):
-        return _fit(cfg, channel, arrays, reporter, cluster or Cluster())
+    # On a CPU the cores beside the reader thread each assign a share of each batch's rows, each product on
+    # one BLAS thread. On 2 cores that is one math thread: a second one, measured on a shared 2-core host,
+    # was slower on k=100 (the reader and other work take the core) and barely faster on k=10.
+    threads = 1 if arrays.is_gpu else math_threads_beside_reader()
+    with limit_blas_threads(1 if threads > 1 else math_threads_beside_reader()), RowSplitter(threads) as splitter:
+        return _fit(cfg, channel, arrays, reporter, cluster or Cluster(), splitter)
 
 
-def _fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporter, cluster: Cluster) -> FitResult:
+def _fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporter, cluster: Cluster,
+         splitter: RowSplitter) -> FitResult:
     """Init from the first mini-batch, ``epochs`` streaming passes, then the shrink to k centers."""
     log = reporter.log
     stats = _IterStats()
@@ -145,6 +151,7 @@ def _fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporte
         head, rows = _read_head(batches, cfg, stats)
         _check_head(rows, cfg, cluster, log)
         state = _start(head, rows, cfg, arrays, log)
+        state.splitter = splitter
         reporter.metrics(stats.metrics(), t0, Meta="init_train_data_iter")
         init_ms = (time.time() - t0) * 1000
         update_s, records, epochs_ms = _stream_epochs(state, head, batches, channel, cfg, arrays, reporter, stats)

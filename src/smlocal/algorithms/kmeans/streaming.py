@@ -18,7 +18,8 @@ Three steps, each testable on arrays alone:
    (the mean of the initial centers) on the way: distances do not change, but ``||x||^2`` no longer
    dwarfs them, so float32 products stay precise for data far from zero.
 3. ``reduce_centers``: the K weighted centers are shrunk to k by scikit-learn's weighted ``KMeans``
-   (local Lloyd), best of ``trials`` seeded runs by weighted inertia.
+   (local Lloyd), best of ``trials`` seeded runs by weighted inertia; the k-means++ seeds of all trials
+   are drawn together (``seeding``).
 
 Every array operation goes through an ``ArrayModule`` (numpy or CuPy); the only device-specific choices
 are which sparse module builds the indicator matrix (``sparse_module``), how per-center sums are taken
@@ -32,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
+from smlocal.algorithms.kmeans.seeding import greedy_kmeans_pp
 from smlocal.arrays import CPU, ArrayModule
 
 RANDOM = "random"
@@ -197,6 +199,7 @@ class StreamingKMeans:
     _scorer_t: Any = field(default=None, repr=False)  # (d+1, K) float32: [-2c, ||c||^2]^T
     _origin32: Any = field(default=None, repr=False)
     _buffer: Any = field(default=None, repr=False)  # reused (n, d+1) float32 rows [x - origin, 1]
+    splitter: Any = field(default=None, repr=False)  # a RowSplitter: dense rows assigned on several threads
 
     @classmethod
     def start(cls, initial_centers: np.ndarray, arrays: ArrayModule = CPU, half_life: int = 0,
@@ -228,8 +231,9 @@ class StreamingKMeans:
         self._scorer_t = xp.ascontiguousarray(
             xp.concatenate([-2.0 * self._centers32, self._norms[:, None]], axis=1).T)
 
-    def _augmented(self, x: Any) -> Any:
-        """The batch as (n, d+1) float32 rows ``[x - origin, 1]`` in a reused buffer."""
+    def _assign_dense(self, x: Any) -> tuple[Any, Any, Any]:
+        """(rows ``[x - origin, 1]`` (n, d+1) float32 in a reused buffer, nearest-center labels, ``||x - origin||^2``),
+        computed over row ranges in parallel when a ``splitter`` is set."""
         xp = self.arrays.xp
         n, d = x.shape[0], self.dim
         if self._buffer is None or self._buffer.shape[0] < n:
@@ -238,8 +242,20 @@ class StreamingKMeans:
         rows = self._buffer[:n]
         if is_sparse(x):  # a sparse batch in a dense job
             x = xp.asarray(x.toarray())
-        xp.subtract(x, self._origin32, out=rows[:, :d])
-        return rows
+        labels, norms = xp.empty(n, dtype=xp.int64), xp.empty(n, dtype=xp.float32)
+        block = block_elements(self.arrays)
+
+        def work(start: int, stop: int) -> None:
+            part = rows[start:stop]
+            xp.subtract(x[start:stop], self._origin32, out=part[:, :d])
+            labels[start:stop] = assign_augmented(self.arrays, part, self._scorer_t, block)
+            norms[start:stop] = xp.einsum("ij,ij->i", part[:, :d], part[:, :d])
+
+        if self.splitter is None or self.arrays.is_gpu:
+            work(0, n)
+        else:
+            self.splitter.run(n, work)
+        return rows, labels, norms
 
     def _sums(self, data: Any, labels: Any, row_norms: Any) -> tuple[Any, Any]:
         """Per center: the sum of ``data``'s rows assigned to it and the sum of their ``row_norms``."""
@@ -267,10 +283,8 @@ class StreamingKMeans:
             labels, _ = nearest(self.arrays, x, self._centers32, self._norms, row_norms)
             sums, new_sq = self._sums(x, labels, row_norms)
         else:
-            rows = self._augmented(x)
-            labels = assign_augmented(self.arrays, rows, self._scorer_t, block_elements(self.arrays))
-            relative = rows[:, :d]
-            sums, new_sq = self._sums(rows, labels, xp.einsum("ij,ij->i", relative, relative))
+            rows, labels, row_norms = self._assign_dense(x)
+            sums, new_sq = self._sums(rows, labels, row_norms)
             sums = sums[:, :d]
         new_counts = xp.bincount(labels, minlength=self.num_centers).astype(xp.float64)  # integers: exact
         old, old_sq = self.counts, self.sq_sums
@@ -336,9 +350,12 @@ def reduce_centers(centers: np.ndarray, weights: np.ndarray, k: int, init: str =
     best: tuple[float, np.ndarray] | None = None
     attempts = []
     # K is small: OpenMP threads only contend for the cores (10x slower on a busy 2-core host)
+    # k-means++ seeds of every trial in one batched pass (scikit-learn's per-trial seeding cost more than
+    # the Lloyd iterations themselves)
+    seeds = greedy_kmeans_pp(points, w, k, trials, seed) if init == KMEANS_PP else None
     with threadpool_limits(limits=1, user_api="openmp"):
         for trial in range(trials):
-            km = KMeans(n_clusters=k, init="k-means++" if init == KMEANS_PP else "random", n_init=1,
+            km = KMeans(n_clusters=k, init="random" if seeds is None else seeds[trial], n_init=1,
                         max_iter=max_iter, tol=tol, random_state=seed + trial).fit(points, sample_weight=w)
             msd = float(km.inertia_) / total
             attempts.append(msd)
