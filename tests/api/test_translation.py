@@ -42,6 +42,20 @@ def test_final_metrics_take_the_last_value_under_sagemaker_names():
                      "test:binary_classification_accuracy": 0.97}
 
 
+def test_a_builtins_final_metrics_carry_its_metric_definitions_names():
+    """Linear learner: validation:objective_loss is the last epoch's, :final the selected model's."""
+    from smlocal.tuning.metrics import BUILTIN_METRICS
+
+    lines = ["#quality_metric: host=algo-1, epoch=0, validation binary_classification_cross_entropy_objective <loss>=0.3",
+             "#quality_metric: host=algo-1, epoch=1, validation binary_classification_cross_entropy_objective <loss>=0.4",
+             "#quality_metric: host=algo-1, validation binary_classification_cross_entropy_objective <loss>=0.3",
+             "#quality_metric: host=algo-1, validation binary_classification_accuracy <score>=0.9"]
+    found = {m["MetricName"]: m["Value"] for m in metrics.final_metrics(lines, 1.0, BUILTIN_METRICS["linear-learner"])}
+    assert found["validation:objective_loss"] == 0.4 and found["validation:objective_loss:final"] == 0.3
+    assert found["validation:binary_classification_accuracy"] == 0.9
+    assert found["validation:binary_classification_cross_entropy_objective"] == 0.3  # the logged name too
+
+
 def test_log_events_have_non_decreasing_timestamps(tmp_path):
     path = tmp_path / "algo-1.log"
     path.write_text("[01/02/2025 10:00:05 INFO 1] one\nno stamp\n[01/02/2025 10:00:01 INFO 1] clock went back\n")

@@ -118,11 +118,10 @@ def _max_overlap(jobs: list[dict]) -> int:
 
 
 def _objective(job: dict, metric: str) -> float:
-    """The objective parsed from the job's own FinalMetricDataList (its logs), independent of the tuner."""
-    split, name = metric.split(":")
+    """The objective from the job's own FinalMetricDataList (its logs), independent of the tuner: for
+    linear learner's validation:objective_loss the last epoch's value, as SageMaker's metric definition
+    captures it (validation:objective_loss:final, the selected model's, may be another epoch's)."""
     found = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
-    if name == "objective_loss":
-        return next(v for k, v in found.items() if k.startswith(split + ":") and k.endswith("_objective"))
     return found[metric]
 
 

@@ -129,7 +129,7 @@ class TrainingJobs:
         if artifacts and status != "Failed":
             record["ModelArtifacts"] = {"S3ModelArtifacts": artifacts}
         logs = (runtime.get("LogFiles") or {}).values()
-        final = metrics.metrics_from_logs(logs, end)
+        final = metrics.metrics_from_logs(logs, end, _builtin_definitions(record))
         if final:
             record["FinalMetricDataList"] = final
 
@@ -208,3 +208,11 @@ def _final_message(status: str, secondary: str) -> str:
     return {"Completed": "Training job completed", "Stopped": "Training job stopped",
             "MaxRuntimeExceeded": "Training job reached the stopping condition MaxRuntimeInSeconds"}.get(
         secondary, "Training job failed" if status == "Failed" else secondary)
+
+
+def _builtin_definitions(record: dict) -> dict[str, str]:
+    """The metric definitions SageMaker gives a built-in algorithm's job (none for other images)."""
+    from smlocal.tuning.metrics import BUILTIN_METRICS
+    from smlocal.tuning.request import builtin_algorithm
+
+    return BUILTIN_METRICS.get(builtin_algorithm(record) or "", {})
