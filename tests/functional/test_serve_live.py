@@ -254,6 +254,22 @@ def test_stalled_clients_do_not_stall_ping(tmp_path, front):
                 sock.close()
 
 
+def test_a_client_that_stops_sending_its_body_gets_a_408_and_the_server_goes_on(tmp_path):
+    files = {"model_algo-1": dumps_kmeans(KMeansModel(np.zeros((2, 3), np.float32)))}
+    env = {"SMLOCAL_NGINX": "0", "SMLOCAL_CLIENT_READ_TIMEOUT": "1"}
+    with running(tmp_path, "timeout", files, env=env) as server:
+        sock = stall(server.port, STALLED_REQUESTS[1])  # a body 998 bytes short of its Content-Length
+        try:
+            reply = sock.recv(4096)
+        finally:
+            sock.close()
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert b"did not arrive in full" in reply and b"Content-Length" in reply, reply
+        good = requests.post(server.url + "/invocations", data=b"0,0,0", timeout=10,
+                             headers={"Content-Type": "text/csv"})
+        assert good.status_code == 200, good.text
+
+
 def test_no_control_socket_in_home(tmp_path):
     """Every endpoint on a machine would share gunicorn's ~/.gunicorn/gunicorn.ctl (gunicorn >= 25.1)."""
     home = tmp_path / "home"

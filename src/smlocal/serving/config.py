@@ -22,6 +22,9 @@ ACCEPT_VARS = ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",)
 HOST_VARS = ("SMLOCAL_BIND_HOST",)  # ours: 0.0.0.0 in a container, 127.0.0.1 for local runs and tests
 THREAD_VARS = ("SMLOCAL_SERVER_THREADS",)  # ours: request threads per worker
 TOKEN_VARS = ("SMLOCAL_ENDPOINT_TOKEN",)  # ours: set by the runtime for each endpoint it starts
+# ours: a client silent this long between two reads of its headers or body is dropped (or answered 408)
+CLIENT_READ_TIMEOUT_VARS = ("SMLOCAL_CLIENT_READ_TIMEOUT",)
+DEFAULT_CLIENT_READ_TIMEOUT = 20
 # /ping answers the token in this header, so the runtime knows the server on its port is the one it started
 PING_TOKEN_HEADER = "X-Smlocal-Endpoint-Token"
 DEFAULT_THREADS = 8
@@ -66,6 +69,7 @@ class ServingConfig:
     default_accept: str = "application/json"
     threads: int = DEFAULT_THREADS
     ping_token: Optional[str] = None
+    client_read_timeout: int = DEFAULT_CLIENT_READ_TIMEOUT
 
     @property
     def max_payload_bytes(self) -> int:
@@ -83,4 +87,5 @@ class ServingConfig:
             default_accept=(_lookup(env, ACCEPT_VARS)[1] or "application/json"),
             threads=_int(env, THREAD_VARS, DEFAULT_THREADS, 1),
             ping_token=_lookup(env, TOKEN_VARS)[1],
+            client_read_timeout=_int(env, CLIENT_READ_TIMEOUT_VARS, DEFAULT_CLIENT_READ_TIMEOUT, 1),
         )

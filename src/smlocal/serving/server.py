@@ -7,7 +7,7 @@ SIGTERM is gunicorn's graceful stop: workers finish their in-flight requests, th
 
 Slow clients: where nginx is installed (the images), it reads each request in full before gunicorn sees
 it (``serving.front``). gunicorn itself runs threaded workers, whose connections wait in a poller rather
-than in a thread, and drops a client that sends nothing for ``CLIENT_READ_TIMEOUT_S`` mid-request.
+than in a thread, and drops a client that sends nothing for ``SMLOCAL_CLIENT_READ_TIMEOUT`` s (20) mid-request.
 """
 from __future__ import annotations
 
@@ -74,31 +74,36 @@ class _Gunicorn(BaseApplication):
         return self._app
 
 
-# A client silent this long between two reads of its headers or body is dropped, freeing its thread.
-CLIENT_READ_TIMEOUT_S = 20
 SLOW_CLIENT_LOG = "Socket error processing request."  # what gunicorn logs, with a traceback, for it
 
 
 class _SlowClientNote(logging.Filter):
     """gunicorn logs a dropped silent client as a socket error with a traceback: say what happened instead."""
 
+    def __init__(self, seconds: int):
+        super().__init__()
+        self.seconds = seconds
+
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if record.msg == SLOW_CLIENT_LOG and isinstance(exc, (BlockingIOError, TimeoutError)):
             record.msg, record.args, record.exc_info, record.exc_text = (
-                "closed a connection that sent nothing for %d s mid-request", (CLIENT_READ_TIMEOUT_S,), None, None)
+                "closed a connection that sent nothing for %d s mid-request", (self.seconds,), None, None)
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
-def limit_client_waits(worker) -> None:
+def client_wait_limiter(seconds: int) -> Callable:
     """gunicorn's post_worker_init hook: a read timeout on the listeners, which accepted sockets inherit
-    (Linux), so a read that waits longer fails rather than holding the thread (gunicorn has no setting)."""
-    timeval = struct.pack("ll", CLIENT_READ_TIMEOUT_S, 0)
-    for listener in worker.sockets:
-        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
-            listener.setsockopt(socket.SOL_SOCKET, option, timeval)
-    worker.log.error_log.addFilter(_SlowClientNote())
+    (Linux), so a read that waits longer than ``seconds`` fails rather than holding the thread (gunicorn
+    has no setting)."""
+    def limit_client_waits(worker) -> None:
+        timeval = struct.pack("ll", seconds, 0)
+        for listener in worker.sockets:
+            for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+                listener.setsockopt(socket.SOL_SOCKET, option, timeval)
+        worker.log.error_log.addFilter(_SlowClientNote(seconds))
+    return limit_client_waits
 
 
 def gunicorn_options(config: ServingConfig, bind: str) -> dict:
@@ -114,7 +119,7 @@ def gunicorn_options(config: ServingConfig, bind: str) -> dict:
         "errorlog": "-",
         "accesslog": None,
         "loglevel": os.environ.get("SMLOCAL_LOG_LEVEL", "info"),
-        "post_worker_init": limit_client_waits,
+        "post_worker_init": client_wait_limiter(config.client_read_timeout),
         # one request per connection, as the sync workers did: a kept-alive connection would stay with one
         # worker while another is idle (measured: 0.6x the throughput of sync workers with it on)
         "keepalive": 0,

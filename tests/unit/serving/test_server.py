@@ -1,7 +1,10 @@
 """gunicorn's settings for serve: every option is one the installed gunicorn knows, and none is shared."""
 from __future__ import annotations
 
+import pytest
 from gunicorn.config import Config
+
+from smlocal.errors import CustomerError
 
 from smlocal.serving.config import ServingConfig
 from smlocal.serving.server import gunicorn_options
@@ -25,3 +28,10 @@ def test_no_control_socket_is_shared_between_endpoints():
     cfg = applied(gunicorn_options(ServingConfig(), "unix:/tmp/x.sock"))
     if "control_socket_disable" in cfg.settings:
         assert cfg.control_socket_disable is True
+
+
+def test_the_client_read_timeout_comes_from_the_environment_and_bad_values_are_named():
+    assert ServingConfig.from_env({}).client_read_timeout == 20
+    assert ServingConfig.from_env({"SMLOCAL_CLIENT_READ_TIMEOUT": "3"}).client_read_timeout == 3
+    with pytest.raises(CustomerError, match="SMLOCAL_CLIENT_READ_TIMEOUT='0'"):
+        ServingConfig.from_env({"SMLOCAL_CLIENT_READ_TIMEOUT": "0"})
