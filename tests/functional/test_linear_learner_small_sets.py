@@ -89,15 +89,9 @@ def test_breast_cancer_logged_accuracy_is_the_saved_models(trained):
     assert accuracy == pytest.approx(t.logged, abs=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason="15 default epochs of one mini-batch are 15 optimizer steps: too few to "
-                                       "converge on diabetes and iris (issue 16 item 13, open)")
-@pytest.mark.parametrize("name", ["diabetes", "iris"])
+@pytest.mark.parametrize("name", ["diabetes", "iris", "breast_cancer"])
 def test_defaults_come_close_to_scikit_learn(trained, name):
     _defaults_close(trained(name))
-
-
-def test_breast_cancer_defaults_come_close_to_scikit_learn(trained):
-    _defaults_close(trained("breast_cancer"))
 
 
 def _defaults_close(t: Trained) -> None:

@@ -37,13 +37,23 @@ class Logistic(Loss):
     name: str = "logistic"
 
     def __call__(self, xp, S, y, grad=True):
-        # log(1 + exp(-s)) for y=1 and log(1 + exp(s)) for y=0, without overflow: log1p(e^-|s|) + max(s,0) - y s
-        e = xp.exp(-xp.abs(S))
-        L = xp.log1p(e) + xp.maximum(S, 0) - y * S
+        # log(1 + exp(-s)) for y=1 and log(1 + exp(s)) for y=0, without overflow: log1p(e^-|s|) + max(s,0) - y s.
+        # In place: this runs on every (rows, models) batch, where each temporary costs as much as the math.
+        e = xp.abs(S)
+        xp.negative(e, out=e)
+        xp.exp(e, out=e)
+        L = xp.log1p(e)
+        L += xp.maximum(S, 0)
+        L -= y * S
         if not grad:
             return L, None
-        inv = 1 / (1 + e)
-        G = xp.where(S >= 0, inv, e * inv) - y  # sigmoid(s) - y
+        inv = e + 1
+        xp.divide(1, inv, out=inv)
+        # sigmoid(s) = 1/(1+e) for s >= 0 and e/(1+e) below; max(e, sign(s)) is 1 or e (e <= 1), without a where
+        G = xp.sign(S)
+        xp.maximum(G, e, out=G)
+        G *= inv
+        G -= y
         return L, G
 
 

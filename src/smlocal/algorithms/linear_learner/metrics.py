@@ -4,12 +4,14 @@ Each function returns ``[(name, value, kind)]`` in the built-in's order, ``kind`
 ``"score"`` (the ``<loss>``/``<score>`` tag of the ``#quality_metric`` lines). scikit-learn computes
 the classification metrics; a metric that is undefined on the data (ROC AUC with one class present) is
 left out rather than reported as NaN, which SageMaker's metric regexes could not parse.
+
+scikit-learn is imported when a metric is computed, not with the module: ``sklearn.metrics`` brings
+scipy.stats (and pandas where installed), over 100 MB of resident memory that a job without a
+validation or test channel never needs.
 """
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, mean_absolute_error, mean_squared_error,
-                             precision_recall_fscore_support, roc_auc_score, top_k_accuracy_score)
 
 Metric = tuple[str, float, str]
 
@@ -20,6 +22,8 @@ def f_name(prefix: str, beta: float) -> str:
 
 def binary_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float, beta: float,
                    objective: tuple[str, float]) -> list[Metric]:
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
+
     y = (np.asarray(labels).ravel() > 0.5).astype(np.int64)
     s = np.asarray(scores, dtype=np.float64).ravel()
     pred = (s > threshold).astype(np.int64)
@@ -46,6 +50,8 @@ def dcg(probs: np.ndarray, y: np.ndarray) -> float:
 
 def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, num_classes: int, top_k: int, beta: float,
                        objective: tuple[str, float]) -> list[Metric]:
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support, top_k_accuracy_score
+
     y = np.asarray(labels).ravel().astype(np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     pred = probs.argmax(axis=1)
@@ -69,6 +75,8 @@ def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, num_classes: int, 
 
 
 def regression_metrics(pred: np.ndarray, labels: np.ndarray, objective: tuple[str, float]) -> list[Metric]:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
     y = np.asarray(labels, dtype=np.float64).ravel()
     p = np.asarray(pred, dtype=np.float64).ravel()
     mse = mean_squared_error(y, p)

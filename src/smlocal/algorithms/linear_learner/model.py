@@ -13,17 +13,21 @@ sparsity, so when the scaler shifts them the shift ``mean / std`` is applied alg
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from smlocal.algorithms.linear_learner.background import OrderedWorker
 from smlocal.algorithms.linear_learner.losses import Logistic, Loss
 from smlocal.algorithms.linear_learner.optim import ParallelOptimizer
 from smlocal.algorithms.linear_learner.selection import Criterion, ThresholdHistogram
 from smlocal.arrays import to_numpy
 
 INIT_SEED = 7
+STATS_GROUP = 8  # batches handed to the statistics thread at once: one hand-off costs tens of microseconds
+STATS_THREAD_ENV = "SMLOCAL_LL_STATS_THREAD"
 
 
 @dataclass
@@ -61,6 +65,17 @@ def initial_parameters(d: int, K: int, *, method: str, scale: float, sigma: floa
     return np.vstack([W, b]).astype(np.float32)
 
 
+def background_stats() -> bool:
+    """Whether pass statistics run on a thread of their own (``SMLOCAL_LL_STATS_THREAD=0``: inline)."""
+    return os.environ.get(STATS_THREAD_ENV, "1").strip() != "0" and (os.cpu_count() or 1) > 1
+
+
+def ones_row(xp: Any, n: int, dtype: Any) -> Any:
+    """(1, n) ones: ``ones_row @ A`` sums the columns of an (n, K) array in one GEMV, where numpy's
+    ``sum(axis=0)`` of a C-ordered array adds it row by row, several times slower at these sizes."""
+    return xp.ones((1, n), dtype=dtype)
+
+
 class ParallelLinear:
     def __init__(self, xp: Any, P: Any, num_models: int, outputs: int, loss: Loss,
                  optimizer: ParallelOptimizer | None = None, pos_weight: np.ndarray | None = None,
@@ -71,11 +86,12 @@ class ParallelLinear:
         self.K = num_models * outputs
         if P.shape[1] != self.K:
             raise ValueError(f"parameters {P.shape} do not hold {num_models} x {outputs} columns")
-        # binary: per-model weight of positive rows, applied as 1 + y * (w - 1)
+        # binary: per-model weight of positive rows, 1 + y * (w - 1)
         if pos_weight is not None and np.any(np.asarray(pos_weight) != 1.0):
             self._pos_m1 = xp.asarray((np.asarray(pos_weight, np.float64) - 1.0).astype(P.dtype)).reshape(1, -1)
         else:
             self._pos_m1 = None
+        self._row_weights: tuple[int, Any] | None = None  # (rows, table) of _positive_weights
         self.shift = None if shift is None or not np.any(shift) else xp.asarray(np.asarray(shift, P.dtype))
         self._g = xp.zeros(P.shape, dtype=P.dtype)
 
@@ -109,22 +125,33 @@ class ParallelLinear:
         L, G = self.loss(xp, Sv, b.y, grad=True)
         scale = 1.0 / n
         if self._pos_m1 is not None:
-            G *= (b.y * self._pos_m1 + 1.0) * scale
+            G *= self._positive_weights(n).take(b.y.reshape(-1).astype(xp.intp), axis=0)
         elif b.w is not None:
             G *= (b.w * scale)[:, :, None] if self.C > 1 else b.w * scale
         else:
             G *= scale
         G2 = G.reshape(n, self.K)
         g = self._g
-        gw = (b.X.T if b.XT is None else b.XT) @ G2
-        g[:-1] = gw if isinstance(gw, xp.ndarray) else xp.asarray(gw)
-        g[-1] = G2.sum(axis=0)
+        if b.sparse:
+            gw = (b.X.T if b.XT is None else b.XT) @ G2
+            g[:-1] = gw if isinstance(gw, xp.ndarray) else xp.asarray(gw)
+        else:
+            xp.matmul(b.X.T, G2, out=g[:-1])
+        xp.matmul(ones_row(xp, n, G2.dtype), G2, out=g[-1:])
         if b.sparse and self.shift is not None:
             g[:-1] -= self.shift[:, None] * g[-1][None, :]
         if self.sync is not None:
             self.sync(g, n)
         self.opt.step(self.P, g)
         return Sv, L
+
+    def _positive_weights(self, n: int) -> Any:
+        """(2, K): the row weight ``(1 + y * (w - 1)) / n`` of every model for y = 0 and y = 1, so that a
+        batch's (n, K) weights are one gather by label instead of three (n, K) operations."""
+        if self._row_weights is None or self._row_weights[0] != n:
+            labels = self.xp.asarray(np.array([[0.0], [1.0]], dtype=self.P.dtype))
+            self._row_weights = (n, (labels * self._pos_m1 + 1.0) * (1.0 / n))
+        return self._row_weights[1]
 
     def idle_step(self) -> bool:
         """Several hosts, this one out of rows for the epoch: take the other hosts' step with an empty
@@ -155,10 +182,36 @@ class EpochStats:
         self.rows = 0
         self.hist = ThresholdHistogram(xp, num_models) if binary and criterion.kind == "threshold" else None
         self.xent_sum = xp.zeros(num_models, dtype=xp.float64) if criterion.kind == "cross_entropy" else None
+        # on the host the sums run on a second thread, overlapping the next steps (a GPU is asynchronous anyway)
+        self._worker = OrderedWorker() if xp is np and background_stats() else None
+        self._group: list[tuple[Any, Any, Any]] = []
 
     def add(self, Sv: Any, y: Any, L: Any) -> None:
-        self.loss_sum += L.sum(axis=0, dtype=self.xp.float64)
+        """Count one batch: its scores ``Sv``, labels ``y`` and per-row losses ``L``, which must not change
+        afterwards (every step makes new ones)."""
         self.rows += int(L.shape[0])
+        if self._worker is None:
+            self._accumulate(Sv, y, L)
+            return
+        self._group.append((Sv, y, L))
+        if len(self._group) >= STATS_GROUP:
+            self._worker.submit(self._accumulate_group, self._group)
+            self._group = []
+
+    def wait(self) -> None:
+        """Return once every batch added is counted (the sums are read or replaced after this)."""
+        if self._worker is not None:
+            if self._group:
+                self._worker.submit(self._accumulate_group, self._group)
+                self._group = []
+            self._worker.wait()
+
+    def _accumulate_group(self, group: list[tuple[Any, Any, Any]]) -> None:
+        for Sv, y, L in group:
+            self._accumulate(Sv, y, L)
+
+    def _accumulate(self, Sv: Any, y: Any, L: Any) -> None:
+        self.loss_sum += (ones_row(self.xp, L.shape[0], L.dtype) @ L)[0]
         if self.hist is not None:
             self.hist.add(Sv, y)
         if self.xent_sum is not None:
@@ -167,10 +220,12 @@ class EpochStats:
 
     def objective(self) -> np.ndarray:
         """Mean loss of every model in the label's own units."""
+        self.wait()
         return to_numpy(self.loss_sum) / max(self.rows, 1) * self.report_factor
 
     def criterion_values(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(value per model, threshold per model or None)."""
+        self.wait()
         if self.hist is not None:
             return self.hist.values(self.criterion)
         if self.xent_sum is not None:

@@ -44,6 +44,13 @@ def scheduled_lr(h: ModelHypers, t: int, use_scheduler: bool) -> np.ndarray:
     return np.where(decays > 0, decayed, h.lr)
 
 
+def next_lr_change(h: ModelHypers, t: int, use_scheduler: bool) -> float:
+    """The first update after ``t`` at which some column's scheduled rate can change (inf: never)."""
+    if not use_scheduler or h.step.size == 0:
+        return np.inf
+    return float(np.min(((t - 1) // h.step + 1) * h.step + 1))
+
+
 class ParallelOptimizer:
     """Updates ``P`` (d + 1, K) in place from its gradient."""
 
@@ -76,13 +83,17 @@ class ParallelOptimizer:
             self.state = {"mom": xp.zeros(shape, dtype)}
         self._lr_key: bytes | None = None
         self._LR = None
+        self._lr_next = 0.0  # the update at which the rates must be recomputed
 
     def _dev(self, a: np.ndarray) -> Any:
         return self.xp.asarray(np.asarray(a, dtype=self.dtype))
 
     def _lr_matrix(self) -> Any:
         # the scheduled rates change only every lr_scheduler_step updates: rebuild the matrix then
+        if self.t < self._lr_next:
+            return self._LR
         lr = scheduled_lr(self.hypers, self.t, self.use_scheduler)
+        self._lr_next = next_lr_change(self.hypers, self.t, self.use_scheduler)
         key = lr.tobytes()
         if key != self._lr_key:
             self._lr_key, self._LR = key, self._dev(self._lr_rows * lr[None, :])
@@ -129,6 +140,7 @@ class ParallelOptimizer:
 
     def load_state(self, t: int, arrays: dict[str, Any]) -> None:
         self.t = int(t)
+        self._lr_next = 0.0
         for name, value in arrays.items():
             if name in self.state:
                 self.state[name][...] = self.xp.asarray(value, dtype=self.dtype)

@@ -111,30 +111,56 @@ class ThresholdHistogram:
     """Per-model label counts over score bins, for threshold criteria on streamed data.
 
     The bins are uniform in the linear output (the logit for logistic loss) over [-LIMIT, LIMIT]; outputs
-    beyond fall into the end bins. Counts are laid out [model][label][bin], so one integer ``bincount`` per
-    batch counts everything at once.
+    beyond fall into the end bins. Counts are laid out [model][label][bin], so one integer ``bincount``
+    counts everything at once, run once ``PENDING`` indices of any number of batches are gathered.
     """
 
     LIMIT = 12.0
+    PENDING = 1 << 20  # bin indices gathered before one bincount: a bincount costs its minlength too
 
     def __init__(self, xp: Any, num_models: int, bins: int = 2400):
         self.xp, self.M, self.B = xp, num_models, bins
-        self.counts = xp.zeros(num_models * bins * 2, dtype=xp.int64)
+        self._counts = xp.zeros(num_models * bins * 2, dtype=xp.int64)
         # float32 holds the flat index exactly below 2**22; beyond, compute it in float64
         self._dtype = xp.float32 if num_models * bins * 2 < 2 ** 22 else xp.float64
         self._offsets = xp.asarray((np.arange(num_models) * (2 * bins) + bins // 2).reshape(1, -1), self._dtype)
         self._scale = bins / (2 * self.LIMIT)
+        self._pending = xp.empty(self.PENDING, dtype=xp.int32 if self._counts.size < 2 ** 31 else xp.int64)
+        self._filled = 0
+
+    @property
+    def counts(self) -> Any:
+        """(M * 2 * B,) int64 counts of every row added so far."""
+        self._flush()
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: Any) -> None:
+        self._flush()
+        self._counts = value
 
     def add(self, S: Any, y: Any) -> None:
         """``S`` (n, M) linear outputs, ``y`` (n, 1) labels in {0, 1}."""
         xp, half = self.xp, self.B // 2
-        pos = S.astype(self._dtype) * self._scale
+        pos = xp.multiply(S, self._scale, dtype=self._dtype)
         xp.maximum(pos, -half, out=pos)
         xp.minimum(pos, half - 1, out=pos)
         pos += self._offsets
         pos += y.astype(self._dtype) * self.B
-        idx = pos.astype(xp.int64).ravel()
-        self.counts += xp.bincount(idx, minlength=self.counts.shape[0])
+        pos = pos.ravel()
+        if self._filled + pos.size > self._pending.size:
+            self._flush()
+        if pos.size > self._pending.size:
+            self._counts += xp.bincount(pos.astype(xp.int64), minlength=self._counts.shape[0])
+            return
+        # the cast truncates, as astype does: every index is >= 0
+        xp.copyto(self._pending[self._filled:self._filled + pos.size], pos, casting="unsafe")
+        self._filled += pos.size
+
+    def _flush(self) -> None:
+        if self._filled:
+            self._counts += self.xp.bincount(self._pending[:self._filled], minlength=self._counts.shape[0])
+            self._filled = 0
 
     def edges(self) -> np.ndarray:
         """The linear-output threshold of each cut (cut j predicts the top j bins)."""

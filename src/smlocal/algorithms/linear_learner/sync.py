@@ -50,6 +50,7 @@ class GradientSync:
 
 def merge_stats(stats: Any, cluster: Any) -> None:
     """Sum one pass's ``EpochStats`` over the hosts, in place (one allreduce)."""
+    stats.wait()
     xp = stats.xp
     parts = [to_numpy(stats.loss_sum).astype(np.float64), np.array([stats.rows], dtype=np.float64)]
     if stats.hist is not None:
