@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import rss_mb  # scripts/, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".bench"
@@ -92,19 +93,7 @@ def worker(mode: str, data: Path, batch: int) -> dict:
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     if feeder is not None:
         feeder.wait()
-    return {"rows": rows, "seconds": seconds, "cpu": cpu, "dim": channel.feature_dim, "maxrss_mb": peak_rss_mb()}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so a
-    child of a big parent would report the parent's peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"rows": rows, "seconds": seconds, "cpu": cpu, "dim": channel.feature_dim, "maxrss_mb": rss_mb()}
 
 
 def run_worker(mode: str, data: Path, batch: int) -> dict:

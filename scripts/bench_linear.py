@@ -31,7 +31,6 @@ import io
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,8 @@ from smlocal.artifacts.linear_learner import loads_linear_learner
 from smlocal.data.protobuf import dense_to_records
 from smlocal.data.recordio import encode_records
 from smlocal.environment import load_training_env
+
+from benchlib import rss_mb  # scripts/, beside this file
 
 EPOCHS = 15  # linear learner's default
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,18 +120,6 @@ def worker(base: Path) -> dict:
     elapsed = time.perf_counter() - started
     epochs = len(re.findall(r"#early_stopping_criteria_metric", log.getvalue()))
     return {"seconds": elapsed, "epochs": epochs, "peak_rss_mb": rss_mb("VmHWM"), "start_rss_mb": before}
-
-
-def rss_mb(field: str) -> float:
-    """This process's RSS now (VmRSS) or at its peak (VmHWM). VmHWM, not ru_maxrss: Linux carries
-    ru_maxrss over fork+exec, so a child of a big parent would report the parent's peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _quality(kind: str, outputs: dict, y: np.ndarray) -> float:

@@ -31,6 +31,7 @@ from smlocal.data.csv import (
     nonfinite_message,
 )
 from smlocal.data.protobuf import RecordDecodeError, decode_fixed_block, decode_records
+from smlocal.data.readahead import read_ahead
 from smlocal.data.recordio import (
     DEFAULT_CHUNK,
     DataFormatError,
@@ -321,6 +322,10 @@ class Channel:
                 yield f"{source} (RecordIO record {index})", io.BytesIO(payload)
 
     def _csv_pieces(self, epoch: int) -> Iterator[_Piece]:
+        """Read and parsed one step ahead in a thread (polars releases the GIL), while rows are taken."""
+        return read_ahead(lambda: self._csv_parsed(epoch), name=f"smlocal-csv-{self.name}")
+
+    def _csv_parsed(self, epoch: int) -> Iterator[_Piece]:
         columns = None
         for source, stream in self._csv_sources(epoch):
             scanner = CsvScanner(source, columns)

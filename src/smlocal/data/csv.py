@@ -3,11 +3,12 @@
 That is the built-ins' CSV contract; unlabeled data says ``text/csv;label_size=0`` (SageMaker developer
 guide, "Common Data Formats for Training").
 
-Chunks of whole lines are parsed by numpy's C ``loadtxt`` (float64, then cast to float32, so values
-round exactly as a per-cell ``float()`` would). Only when a chunk fails does a slow per-line pass run,
-to name the first bad line: a header, a non-numeric or empty cell, a ragged row. NaN and infinite cells
-(``inf``, ``1e400``, or beyond float32's range) parse, and are located by ``first_nonfinite``; the
-channel decides how to word that.
+Chunks of whole lines are parsed by polars (``csv_fast``) where it agrees with numpy's C ``loadtxt``,
+else by ``loadtxt``: float64 either way, then cast to float32, so values round exactly as a per-cell
+``float()`` would. Only when a chunk fails does a slow per-line pass run, to name the first bad line:
+a header, a non-numeric or empty cell, a ragged row. NaN and infinite cells (``inf``, ``1e400``, or
+beyond float32's range) parse, and are located by ``first_nonfinite``; the channel decides how to
+word that.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from smlocal.data.csv_fast import parse_block
 from smlocal.data.recordio import DataFormatError, read_chunks
 
 DEFAULT_CHUNK = 4 << 20
@@ -72,10 +74,13 @@ class CsvScanner:
         self._rest = b""
 
     def feed(self, chunk: bytes) -> list[CsvBlock]:
-        data = self._rest + chunk if self._rest else bytes(chunk)
-        cut = data.rfind(b"\n") + 1
-        self._rest = data[cut:]
-        return self._parse(data[:cut]) if cut else []
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            self._rest += chunk
+            return []
+        data = b"".join((self._rest, memoryview(chunk)[:cut]))  # one copy of the whole lines
+        self._rest = bytes(chunk[cut:])
+        return self._parse(data)
 
     def finish(self) -> list[CsvBlock]:
         """Parse the last line of the source (a file need not end with a newline)."""
@@ -84,15 +89,17 @@ class CsvScanner:
 
     def _parse(self, data: bytes) -> list[CsvBlock]:
         first = self._line
-        nlines = data.count(b"\n")
-        self._line += nlines
+        parsed = parse_block(data, self.columns)
+        if parsed is not None:  # polars vouched for every line, and a blank one would have been refused
+            values, newlines = parsed
+            self._line += newlines
+            self.columns = values.shape[1]  # the channel's width when it was given: parse_block read that many
+            return [CsvBlock(self.source, values, np.arange(first, first + len(values), dtype=np.int64))]
+        self._line += data.count(b"\n")
+        # polars could not vouch for the block: today's exact path, and its messages
         if not data.replace(b"\r\n", b"\n").strip(b"\n"):  # empty lines only (as loadtxt sees them: a
             return []  # space is a cell): no rows, and no loadtxt "input contained no data" warning
-        try:
-            with np.errstate(all="ignore"):
-                values = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=np.float64, comments=None, ndmin=2)
-        except ValueError as exc:
-            raise self._locate_problem(data, first, str(exc)) from None
+        values = self._parse_exact(data, first)
         if values.shape[0] == 0:
             return []
         if self.columns is None:
@@ -100,7 +107,17 @@ class CsvScanner:
         elif values.shape[1] != self.columns:
             raise self._locate_problem(data, first, "")
         lines = self._line_numbers(data, first, values.shape[0])
-        return [CsvBlock(self.source, values.astype(np.float32), lines)]
+        return [CsvBlock(self.source, values, lines)]
+
+    def _parse_exact(self, data: bytes, first: int) -> np.ndarray:
+        """numpy's loadtxt (float64, cast to float32); on failure the first bad line is named."""
+        try:
+            with np.errstate(all="ignore"):
+                values = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=np.float64, comments=None, ndmin=2)
+        except ValueError as exc:
+            raise self._locate_problem(data, first, str(exc)) from None
+        with np.errstate(over="ignore"):  # beyond float32's range is inf: the channel names it
+            return values.astype(np.float32)
 
     @staticmethod
     def _line_numbers(data: bytes, first: int, rows: int) -> np.ndarray:

@@ -1,0 +1,75 @@
+"""The fast path for CSV blocks: polars' multi-threaded parser, trusted only where it agrees with loadtxt.
+
+polars parses every cell as float64, correctly rounded as numpy's ``loadtxt`` does, and the cast to
+float32 is numpy's: values are bit for bit those of the exact path (``CsvScanner._parse_exact``).
+polars is stricter than ``loadtxt`` on a few inputs (trailing whitespace, blank lines, an empty or
+missing cell, a ragged row, any bad cell): then ``parse_block`` returns None and the caller parses the
+block the exact way, which also names the first bad line. The one input seen that polars accepts and
+``loadtxt`` refuses, a UTF-8 byte-order mark before the first cell, is kept off this path.
+tests/unit/data/test_csv_fast.py holds the inputs compared.
+
+One polars call per block: polars splits a block of a few MB over its own threads (both cores busy,
+measured), and releases the GIL meanwhile. Cutting the block into one part per core ourselves cost
+more CPU (a copy per part, more calls) for no gain in wall time.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+BYTE_ORDER_MARK = b"\xef\xbb\xbf"
+
+
+@lru_cache(maxsize=8)
+def _float64_schema(width: int) -> dict:
+    import polars as pl
+
+    return {f"c{i}": pl.Float64 for i in range(width)}
+
+
+def parse_block(data: bytes, columns: int | None = None) -> tuple[np.ndarray, int] | None:
+    """(float32 (rows, columns), newlines in ``data``) of whole lines each ending in a newline, or None:
+    use the exact path.
+
+    ``columns`` is the width the channel expects (None: the first line's). Trailing blank lines are
+    allowed (the last block of a file often has one). polars keeps every other line as a row (a blank
+    or white line is a row of nulls, refused here), so the rows number the lines and no count is needed.
+    """
+    end = len(data)
+    while end and data[end - 1] == 0x0A:  # trailing blank lines: rows stop at the last cell
+        end -= 1
+    if not end or data.startswith(BYTE_ORDER_MARK):
+        return None
+    first_end = data.find(b"\n", 0, end)
+    width = columns or data.count(b",", 0, first_end if first_end >= 0 else end) + 1
+    frame = _read_part(data if end + 1 >= len(data) else data[: end + 1], _float64_schema(width))
+    if frame is None:
+        return None
+    return _to_float32([frame], frame.height, width), frame.height - 1 + len(data) - end
+
+
+def _read_part(part: bytes, schema: dict):
+    """polars' float64 frame of ``part``, or None when it refuses a line or finds a null."""
+    import polars as pl
+
+    try:
+        frame = pl.read_csv(part, has_header=False, schema=schema, quote_char=None,
+                            comment_prefix=None, null_values=None, ignore_errors=False,
+                            truncate_ragged_lines=False, decimal_comma=False, raise_if_empty=True)
+    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        return None
+    if frame.height == 0 or any(frame.null_count().row(0)):
+        return None
+    return frame
+
+
+def _to_float32(frames: list, rows: int, width: int) -> np.ndarray:
+    """Row-major float32 of float64 frames stacked, cast by numpy as the exact path casts."""
+    out = np.empty((rows, width), dtype=np.float32)
+    start = 0
+    with np.errstate(over="ignore"):  # beyond float32's range is inf, as in the exact path; the channel names it
+        for frame in frames:
+            out[start : start + frame.height] = frame.to_numpy()
+            start += frame.height
+    return out
