@@ -22,14 +22,13 @@ import importlib.util
 import io
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchlib import rss_mb  # scripts/, beside this file
+import benchlib  # scripts/, beside this file
+from benchlib import rss_mb, write_generated
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".bench"
@@ -39,47 +38,22 @@ def generate(path: Path, rows: int, dim: int) -> None:
     import numpy as np
     import polars as pl
 
-    rng = np.random.default_rng(0)
-    tmp = path.with_suffix(".partial")
-    with open(tmp, "wb") as out:
-        for start in range(0, rows, 100_000):
-            n = min(100_000, rows - start)
-            columns = {"label": rng.integers(0, 2, n).astype(np.float32)}
-            columns.update({f"f{j}": rng.standard_normal(n, dtype=np.float32) for j in range(dim)})
-            pl.DataFrame(columns).write_csv(out, include_header=False)
-    os.replace(tmp, path)
+    def chunk(out, rng, n):
+        columns = {"label": rng.integers(0, 2, n).astype(np.float32)}
+        columns.update({f"f{j}": rng.standard_normal(n, dtype=np.float32) for j in range(dim)})
+        pl.DataFrame(columns).write_csv(out, include_header=False)
+
+    write_generated(path, rows, chunk)
 
 
 PEER_MODULES = {"loadtxt": "numpy", "pandas": "pandas", "polars": "polars"}
 
 
 def smlocal_worker(mode: str, data: Path, batch: int) -> dict:
-    from smlocal.data.channels import open_channel
-    from smlocal.environment import load_training_env
-
-    work = Path(tempfile.mkdtemp(prefix="smlocal-bench-csv-"))
-    (work / "input" / "config").mkdir(parents=True)
-    channel_dir = work / "input" / "data" / "train"
-    channel_dir.mkdir(parents=True)
-    config = {"train": {"TrainingInputMode": mode.capitalize(), "ContentType": "text/csv"}}
-    (work / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(config))
-    feeder = None
-    if mode == "file":
-        os.symlink(data, channel_dir / data.name)
-    else:
-        fifo = work / "input" / "data" / "train_0"
-        os.mkfifo(fifo)
-        feeder = subprocess.Popen(f"exec cat {data} > {fifo}", shell=True)
-    channel = open_channel(load_training_env(work), "train")
-    importlib.import_module("polars")  # imported before the clock starts, as for the peers
-    rows = 0
-    start, cpu = time.perf_counter(), time.process_time()
-    for b in channel.batches(batch, 0):
-        rows += len(b)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    if feeder is not None:
-        feeder.wait()
-    return {"rows": rows, "seconds": seconds, "cpu": cpu, "bytes": data.stat().st_size}
+    timing, _ = benchlib.time_channel_read(data, mode, batch, "text/csv",
+                                           # imported before the clock starts, as for the peers
+                                           before_clock=lambda: importlib.import_module("polars"))
+    return {**timing, "bytes": data.stat().st_size}
 
 
 def peer_worker(peer: str, data: Path, max_rows: int) -> dict:
@@ -107,10 +81,7 @@ def prefix_bytes(data: Path, rows: int) -> int:
 
 
 def run_worker(kind: str, data: Path, extra: list[str]) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, "--data", str(data), *extra],
-                         capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return benchlib.run_worker(__file__, [kind, "--data", str(data), *extra])
 
 
 def bit_identical(data: Path, rows: int) -> bool:

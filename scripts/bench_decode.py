@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from benchlib import rss_mb  # scripts/, beside this file
+import benchlib  # scripts/, beside this file
+from benchlib import rss_mb, write_generated
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".bench"
@@ -34,15 +33,12 @@ def generate(path: Path, rows: int, dim: int) -> None:
     from smlocal.data.protobuf import dense_to_records
     from smlocal.data.recordio import encode_records
 
-    rng = np.random.default_rng(0)
-    tmp = path.with_suffix(".partial")
-    with open(tmp, "wb") as out:
-        for start in range(0, rows, 100_000):
-            n = min(100_000, rows - start)
-            x = rng.standard_normal((n, dim), dtype=np.float32)
-            y = rng.integers(0, 2, n).astype(np.float32)
-            out.write(encode_records(dense_to_records(x, y)))
-    os.replace(tmp, path)
+    def chunk(out, rng, n):
+        x = rng.standard_normal((n, dim), dtype=np.float32)
+        y = rng.integers(0, 2, n).astype(np.float32)
+        out.write(encode_records(dense_to_records(x, y)))
+
+    write_generated(path, rows, chunk)
 
 
 def check_sdk_identical(path: Path, rows: int = 1000) -> bool:
@@ -69,38 +65,12 @@ def check_sdk_identical(path: Path, rows: int = 1000) -> bool:
 
 def worker(mode: str, data: Path, batch: int) -> dict:
     """Runs in its own process: stream the file through a channel, report time and peak RSS."""
-    from smlocal.data.channels import open_channel
-    from smlocal.environment import load_training_env
-
-    work = Path(tempfile.mkdtemp(prefix="smlocal-bench-"))
-    config = work / "input" / "config"
-    config.mkdir(parents=True)
-    channel_dir = work / "input" / "data" / "train"
-    channel_dir.mkdir(parents=True)
-    (config / "inputdataconfig.json").write_text(json.dumps({"train": {"TrainingInputMode": mode.capitalize()}}))
-    feeder = None
-    if mode == "file":
-        os.symlink(data, channel_dir / data.name)
-    else:
-        fifo = work / "input" / "data" / "train_0"
-        os.mkfifo(fifo)
-        feeder = subprocess.Popen(f"exec cat {data} > {fifo}", shell=True)
-    channel = open_channel(load_training_env(work), "train")
-    rows = 0
-    start, cpu = time.perf_counter(), time.process_time()
-    for b in channel.batches(batch, 0):
-        rows += len(b)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    if feeder is not None:
-        feeder.wait()
-    return {"rows": rows, "seconds": seconds, "cpu": cpu, "dim": channel.feature_dim, "maxrss_mb": rss_mb()}
+    timing, channel = benchlib.time_channel_read(data, mode, batch)
+    return {**timing, "dim": channel.feature_dim, "maxrss_mb": rss_mb()}
 
 
 def run_worker(mode: str, data: Path, batch: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, __file__, "--worker", mode, "--data", str(data), "--batch", str(batch)],
-                         capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return benchlib.run_worker(__file__, [mode, "--data", str(data), "--batch", str(batch)])
 
 
 def sdk_reader(data: Path, rows: int) -> dict:
