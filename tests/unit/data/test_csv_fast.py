@@ -157,3 +157,13 @@ def test_pipe_mode_bad_line_is_named(base):
     with pytest.raises(CustomerError, match=r"line 2001, column 3: the non-numeric cell 'oops'"):
         list(channel.batches(100))
     writer.join(10)
+
+
+def test_without_polars_every_block_takes_the_exact_path(monkeypatch):
+    """The images leave polars out (the fast-csv extra): the same rows then come from loadtxt."""
+    from smlocal.data import csv_fast
+
+    block = b"1.5,2,3\n4,5,6e-1\n"
+    assert csv_fast.parse_block(block) is not None  # polars is installed here, as in the tests' extras
+    monkeypatch.setattr(csv_fast, "available", lambda: False)
+    assert csv_fast.parse_block(block) is None
