@@ -15,6 +15,7 @@ from typing import Callable, Iterator, TypeVar
 Item = TypeVar("Item")
 _DONE = object()
 _POLL = 0.1  # seconds a blocked put waits before checking whether the consumer left
+_JOIN_S = 5  # how long a consumer that leaves waits for the producer's current item
 
 
 class _Failure:
@@ -39,6 +40,7 @@ def read_ahead(make: Callable[[], Iterator[Item]], depth: int = 2, name: str = "
     finally:
         stop.set()  # the consumer left (done, failed or closed early): let a blocked producer end
         _drain(items)
+        thread.join(timeout=_JOIN_S)
 
 
 def _produce(make: Callable[[], Iterator], items: queue.Queue, stop: threading.Event) -> None:
