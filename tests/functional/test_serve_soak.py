@@ -96,14 +96,18 @@ class Pinger(threading.Thread):
             self.count += 1
 
 
-def staller(port: int, stop: threading.Event, slots: threading.Semaphore, n: int) -> int:
-    """Opens stalled connections (at most MAX_STALLED at once), each held for 1-3 s; how many it opened."""
+def staller(port: int, stop: threading.Event, slots: threading.Semaphore, n: int, all_open: threading.Barrier) -> int:
+    """Opens stalled connections (at most MAX_STALLED at once), each held for 1-3 s; how many it opened.
+    The first one is open before any client starts (``all_open``), so the clients always meet MAX_STALLED
+    stalled connections, however fast the server answers them."""
     opened = 0
     while not stop.is_set():
         with slots:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 sock.sendall(STALLED_REQUESTS[(n + opened) % 2])
                 opened += 1
+                if opened == 1:
+                    all_open.wait(10)
                 stop.wait(1 + (opened % 3))
     return opened
 
@@ -123,9 +127,11 @@ def client(url: str, mix, deadline: float, seed: int, count: int = REQUESTS_PER_
 def phase(port: int, mix, per_client: int, seconds: float) -> tuple[list, int]:
     """CLIENTS clients sending the mix while stallers hold up to MAX_STALLED connections: (answers, stalls)."""
     url, stop = f"http://127.0.0.1:{port}/invocations", threading.Event()
-    deadline, slots = time.monotonic() + seconds, threading.Semaphore(MAX_STALLED)
+    slots, all_open = threading.Semaphore(MAX_STALLED), threading.Barrier(MAX_STALLED + 1)
     with concurrent.futures.ThreadPoolExecutor(CLIENTS + MAX_STALLED) as pool:
-        stallers = [pool.submit(staller, port, stop, slots, n) for n in range(MAX_STALLED)]
+        stallers = [pool.submit(staller, port, stop, slots, n, all_open) for n in range(MAX_STALLED)]
+        all_open.wait(10)
+        deadline = time.monotonic() + seconds
         clients = [pool.submit(client, url, mix, deadline, n, per_client) for n in range(CLIENTS)]
         answers = [a for c in clients for a in c.result()]
         stop.set()
@@ -154,7 +160,7 @@ def test_soak_mixed_requests(endpoint):
           f"(slowest {pinger.slowest:.3f} s), RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MiB "
           f"({growth:+.1%})")
     assert len(answers) >= CLIENTS * REQUESTS_PER_CLIENT // 2, len(answers)
-    assert stalled > MAX_STALLED
+    assert stalled >= MAX_STALLED
     server_errors = [a for a in answers if a[0] >= 500]
     assert not server_errors, server_errors[:5]
     unexpected = [a for a in answers if a[0] not in a[1]]
