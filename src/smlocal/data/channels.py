@@ -322,10 +322,6 @@ class Channel:
                 yield f"{source} (RecordIO record {index})", io.BytesIO(payload)
 
     def _csv_pieces(self, epoch: int) -> Iterator[_Piece]:
-        """Read and parsed one step ahead in a thread (polars releases the GIL), while rows are taken."""
-        return read_ahead(lambda: self._csv_parsed(epoch), name=f"smlocal-csv-{self.name}")
-
-    def _csv_parsed(self, epoch: int) -> Iterator[_Piece]:
         columns = None
         for source, stream in self._csv_sources(epoch):
             scanner = CsvScanner(source, columns)
@@ -345,14 +341,23 @@ class Channel:
         """The file's 1-based column: the label is column 1 when label_size=1."""
         return "column 1" if feature is None else f"column {self.label_size + feature + 1}"
 
+    def _read_ahead(self, epoch: int) -> Iterator[tuple]:
+        """The pass's checked (features, labels) pieces, read, decoded and checked on a reader thread up to
+        two pieces ahead, so that parsing (polars and numpy release the GIL) overlaps the consumer's math.
+        This is the one read-ahead of a training pass; a reader's error arrives where its piece would."""
+        def checked() -> Iterator[tuple]:
+            pieces = self._csv_pieces(epoch) if self.config.is_csv else self._recordio_pieces(epoch)
+            return (self._check_piece(p) for p in pieces)
+        return read_ahead(checked, depth=2, name=f"smlocal-channel-{self.name}")
+
     def batches(self, batch_size: int, epoch: int = 0) -> Iterator[Batch]:
         """Batches of exactly ``batch_size`` rows (the last may be shorter) for one pass over the data."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        pieces = self._csv_pieces(epoch) if self.config.is_csv else self._recordio_pieces(epoch)
         rows = 0
+        pieces = self._read_ahead(epoch)
         try:
-            for batch in rebatch((self._check_piece(p) for p in pieces), batch_size):
+            for batch in rebatch(pieces, batch_size):
                 rows += len(batch)
                 yield batch
         except MissingValueError as exc:
@@ -360,6 +365,8 @@ class Channel:
             raise CustomerError(f"Channel '{self.name}', {where} is empty: {NAN_MESSAGE}") from None
         except DataFormatError as exc:
             raise CustomerError(f"{content_type_message(self.name, self.content_type)} Problem: {exc}") from None
+        finally:
+            pieces.close()  # a consumer that stops early also stops the reader thread, now
         if rows == 0:
             where = f"the FIFO {self.paths.pipe_path(self.name, epoch)}" if self.is_pipe else \
                 f"the files under {self.paths.channel_dir(self.name)}"

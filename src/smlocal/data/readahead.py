@@ -1,7 +1,7 @@
 """Run an iterator one step ahead in a thread, so reading and parsing overlap the consumer's work.
 
-The CSV channel's producer (read a chunk, parse it with polars, which releases the GIL) runs here while
-the training loop takes the previous rows: both cores stay busy. At most ``depth`` items wait, so
+A channel's producer (read a chunk, decode or parse it, check it: numpy and polars release the GIL) runs
+here while the training loop takes the previous rows: both cores stay busy. At most ``depth`` items wait, so
 memory stays bounded. An exception of the producer is raised in the consumer at the point where the
 items before it have been taken, so errors (and their messages) come in the order they would without
 the thread.

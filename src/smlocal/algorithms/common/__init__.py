@@ -1,1 +1,1 @@
-"""What the algorithms share: the hyperparameter schema, the built-ins' report lines, threads and prefetch."""
+"""What the algorithms share: the hyperparameter schema, the built-ins' report lines, and threads."""

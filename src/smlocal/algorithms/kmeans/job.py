@@ -10,6 +10,7 @@ the entry point turns them into ``output/failure`` and exit code 2.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ import scipy.sparse as sp
 
 from smlocal.algorithms.cluster import Cluster, join_cluster
 from smlocal.algorithms.common.hyperparameters import DimensionMismatch, dimension_error
-from smlocal.algorithms.common.prefetch import Prefetch
 from smlocal.algorithms.common.reporting import Reporter
 from smlocal.algorithms.common.threads import limit_blas_threads, math_threads_beside_reader, usable_cores
 from smlocal.algorithms.kmeans.config import KMeansConfig, configure
@@ -146,8 +146,7 @@ def _fit(cfg: KMeansConfig, channel: Any, arrays: ArrayModule, reporter: Reporte
     log = reporter.log
     stats = _IterStats()
     t0 = time.time()
-    with Prefetch(channel.batches(cfg.mini_batch_size, 0)) as first_epoch:
-        batches = iter(first_epoch)
+    with contextlib.closing(channel.batches(cfg.mini_batch_size, 0)) as batches:  # read ahead by the channel
         head, rows = _read_head(batches, cfg, stats)
         _check_head(rows, cfg, cluster, log)
         state = _start(head, rows, cfg, arrays, log)
@@ -229,7 +228,7 @@ def _stream_epochs(state: StreamingKMeans, head: list, batches: Iterator, channe
             update_s += _consume(state, stream, cfg, arrays)
         else:
             stats.reset()
-            with Prefetch(channel.batches(cfg.mini_batch_size, epoch)) as later:
+            with contextlib.closing(channel.batches(cfg.mini_batch_size, epoch)) as later:
                 stream = _chain([], (_features(b, "train", cfg.feature_dim) for b in later), stats)
                 update_s += _consume(state, stream, cfg, arrays)
         records += state.rows
@@ -311,7 +310,7 @@ def evaluate(centers: np.ndarray, channel: Any, cfg: KMeansConfig, arrays: Array
     stats = _IterStats()
     start = time.time()
     ssd, rows = 0.0, 0
-    with Prefetch(channel.batches(cfg.mini_batch_size, 0)) as batches:
+    with contextlib.closing(channel.batches(cfg.mini_batch_size, 0)) as batches:
         for batch in batches:
             features = _features(batch, "test", cfg.feature_dim)
             if features.shape[0] == 0:
