@@ -341,21 +341,24 @@ class Channel:
         """The file's 1-based column: the label is column 1 when label_size=1."""
         return "column 1" if feature is None else f"column {self.label_size + feature + 1}"
 
-    def _read_ahead(self, epoch: int) -> Iterator[tuple]:
-        """The pass's checked (features, labels) pieces, read, decoded and checked on a reader thread up to
-        two pieces ahead, so that parsing (polars and numpy release the GIL) overlaps the consumer's math.
-        This is the one read-ahead of a training pass; a reader's error arrives where its piece would."""
-        def checked() -> Iterator[tuple]:
-            pieces = self._csv_pieces(epoch) if self.config.is_csv else self._recordio_pieces(epoch)
-            return (self._check_piece(p) for p in pieces)
-        return read_ahead(checked, depth=2, name=f"smlocal-channel-{self.name}")
+    def _checked_pieces(self, epoch: int) -> Iterator[tuple]:
+        pieces = self._csv_pieces(epoch) if self.config.is_csv else self._recordio_pieces(epoch)
+        return (self._check_piece(p) for p in pieces)
 
-    def batches(self, batch_size: int, epoch: int = 0) -> Iterator[Batch]:
-        """Batches of exactly ``batch_size`` rows (the last may be shorter) for one pass over the data."""
+    def _read_ahead(self, epoch: int) -> Iterator[tuple]:
+        """The pass's checked (features, labels) pieces, read, decoded and checked on a reader thread one
+        piece ahead, so that parsing (polars and numpy release the GIL) overlaps the consumer's math.
+        This is the one read-ahead of a training pass; a reader's error arrives where its piece would."""
+        return read_ahead(lambda: self._checked_pieces(epoch), depth=1, name=f"smlocal-channel-{self.name}")
+
+    def batches(self, batch_size: int, epoch: int = 0, read_ahead: bool = True) -> Iterator[Batch]:
+        """Batches of exactly ``batch_size`` rows (the last may be shorter) for one pass over the data,
+        read one piece ahead on a reader thread unless ``read_ahead`` is False (the pieces are then read
+        in the consumer's thread, with the same checks and errors)."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         rows = 0
-        pieces = self._read_ahead(epoch)
+        pieces = self._read_ahead(epoch) if read_ahead else self._checked_pieces(epoch)
         try:
             for batch in rebatch(pieces, batch_size):
                 rows += len(batch)

@@ -20,11 +20,16 @@ RECORDIO = "application/x-recordio-protobuf"
 
 
 def _error(base, channels, files, batch_size=10) -> CustomerError:
+    """The channel's error, the same whether the pass is read ahead on a thread or in the caller's."""
     env = training_env(base, channels, files)
-    with pytest.raises(CustomerError) as info:
-        list(open_channel(env, "train").batches(batch_size))
-    assert info.value.exit_code == 2
-    return info.value
+    errors = []
+    for read_ahead in (True, False):
+        with pytest.raises(CustomerError) as info:
+            list(open_channel(env, "train").batches(batch_size, read_ahead=read_ahead))
+        assert info.value.exit_code == 2
+        errors.append(info.value)
+    assert str(errors[0]) == str(errors[1])
+    return errors[0]
 
 
 def test_unsupported_content_type(base):
