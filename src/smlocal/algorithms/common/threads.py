@@ -15,10 +15,9 @@ def usable_cores() -> int:
 
 
 def math_threads_beside_reader() -> int:
-    """BLAS threads for the per-batch products: every core but one, which the reader thread parses on.
-
-    The products per mini-batch are small; on a 2-core host one BLAS thread beside the reader is
-    measurably faster than two threads fighting it.
+    """BLAS threads for the host's share of a GPU job's work: every core but one, which the reader thread
+    parses on. (k-means on a CPU instead splits each batch's rows over every core, one BLAS thread each:
+    measured faster on a quiet 2-core host, see ``kmeans.job.fit``.)
     """
     return max(1, usable_cores() - 1)
 
