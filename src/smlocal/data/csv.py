@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from smlocal.data.csv_fast import parse_block
+from smlocal.data.csv_fast import ParsedBlock, parse_frame, to_float32
+from smlocal.data.readahead import map_ahead
 from smlocal.data.recordio import DataFormatError, read_chunks
 
-DEFAULT_CHUNK = 4 << 20
+DEFAULT_CHUNK = 8 << 20
+PARSES_IN_FLIGHT = 4  # blocks polars parses at once (8 MB each: about 60 MB of text and float64 frames)
+_UNPARSED = object()
 NAN_MESSAGE = "Found missing (NaN) values. Please remove any missing (NaN) values in the input data."
 INF_MESSAGE = "Found infinite values. Please remove or replace any infinite values in the input data."
 
@@ -74,26 +77,40 @@ class CsvScanner:
         self._rest = b""
 
     def feed(self, chunk: bytes) -> list[CsvBlock]:
-        cut = chunk.rfind(b"\n") + 1
-        if not cut:
-            self._rest += chunk
-            return []
-        data = b"".join((self._rest, memoryview(chunk)[:cut]))  # one copy of the whole lines
-        self._rest = bytes(chunk[cut:])
-        return self._parse(data)
+        data = self.whole_lines(chunk)
+        return [] if data is None else self.blocks(data)
 
     def finish(self) -> list[CsvBlock]:
         """Parse the last line of the source (a file need not end with a newline)."""
-        rest, self._rest = self._rest, b""
-        return self._parse(rest + b"\n") if rest.strip() else []
+        data = self.last_lines()
+        return [] if data is None else self.blocks(data)
 
-    def _parse(self, data: bytes) -> list[CsvBlock]:
+    def whole_lines(self, chunk: bytes) -> bytes | None:
+        """The whole lines so far, the cut one before ``chunk`` included; the cut end of ``chunk`` waits."""
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            self._rest += chunk
+            return None
+        data = b"".join((self._rest, memoryview(chunk)[:cut]))  # one copy of the whole lines
+        self._rest = bytes(chunk[cut:])
+        return data
+
+    def last_lines(self) -> bytes | None:
+        """The source's last line when it does not end with a newline."""
+        rest, self._rest = self._rest, b""
+        return rest + b"\n" if rest.strip() else None
+
+    def blocks(self, data: bytes, parsed: ParsedBlock | None | object = _UNPARSED) -> list[CsvBlock]:
+        """The rows of ``whole_lines``' ``data``, which ``parse_frame`` may have parsed already (on another
+        thread: this part keeps the line count and the width, in order)."""
         first = self._line
-        parsed = parse_block(data, self.columns)
-        if parsed is not None:  # polars vouched for every line, and a blank one would have been refused
-            values, newlines = parsed
-            self._line += newlines
-            self.columns = values.shape[1]  # the channel's width when it was given: parse_block read that many
+        if parsed is _UNPARSED:
+            parsed = parse_frame(data, self.columns)
+        if parsed is not None and (self.columns is None or parsed.width == self.columns):
+            # polars vouched for every line, and a blank one would have been refused
+            values = to_float32(parsed)
+            self._line += parsed.newlines
+            self.columns = values.shape[1]
             return [CsvBlock(self.source, values, np.arange(first, first + len(values), dtype=np.int64))]
         self._line += data.count(b"\n")
         # polars could not vouch for the block: today's exact path, and its messages
@@ -174,12 +191,33 @@ def nonfinite_message(value: float) -> str:
     return NAN_MESSAGE if np.isnan(value) else INF_MESSAGE
 
 
-def iter_csv_blocks(stream: BinaryIO, source: str, expect_columns: int | None = None,
-                    chunk_size: int = DEFAULT_CHUNK) -> Iterator[CsvBlock]:
-    scanner = CsvScanner(source, expect_columns)
-    for chunk in read_chunks(stream, chunk_size):
-        yield from scanner.feed(chunk)
-    yield from scanner.finish()
+def iter_csv_blocks(stream: BinaryIO, source: str, chunk_size: int = DEFAULT_CHUNK) -> Iterator[CsvBlock]:
+    """The blocks of one source (tools, tests)."""
+    return iter_channel_blocks([(source, stream)], chunk_size)
+
+
+def iter_channel_blocks(sources: Iterable[tuple[str, BinaryIO]], chunk_size: int = DEFAULT_CHUNK) -> Iterator[CsvBlock]:
+    """The blocks of a channel's sources in order, one width for all of them. polars parses the next
+    ``PARSES_IN_FLIGHT`` blocks at once, on a thread pool, while this thread reads the sources and casts,
+    numbers and checks the blocks parsed: a single polars call leaves a core idle in its serial parts
+    (measured: 0.89x polars' whole-file rate with one block ahead, about 1.1x with four)."""
+    def whole_lines() -> Iterator[tuple[CsvScanner, bytes]]:
+        for source, stream in sources:
+            scanner = CsvScanner(source)
+            for chunk in read_chunks(stream, chunk_size):
+                data = scanner.whole_lines(chunk)
+                if data is not None:
+                    yield scanner, data
+            data = scanner.last_lines()
+            if data is not None:
+                yield scanner, data
+
+    columns = None
+    for (scanner, data), parsed in map_ahead(lambda item: parse_frame(item[1]), whole_lines(), PARSES_IN_FLIGHT,
+                                             name="smlocal-csv-parse"):
+        scanner.columns = columns  # every scanner of the channel keeps the width the first one found
+        yield from scanner.blocks(data, parsed)
+        columns = scanner.columns
 
 
 def read_csv(path, label_size: int = 1) -> tuple[np.ndarray, np.ndarray | None]:

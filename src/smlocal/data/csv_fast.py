@@ -1,20 +1,21 @@
 """The fast path for CSV blocks: polars' multi-threaded parser, trusted only where it agrees with loadtxt.
 
-polars parses every cell as float64, correctly rounded as numpy's ``loadtxt`` does, and the cast to
-float32 is numpy's: values are bit for bit those of the exact path (``CsvScanner._parse_exact``).
+polars parses every cell as float64, correctly rounded as numpy's ``loadtxt`` does, and its cast to
+float32 rounds as numpy's: values are bit for bit those of the exact path (``CsvScanner._parse_exact``).
 polars is stricter than ``loadtxt`` on a few inputs (trailing whitespace, blank lines, an empty or
-missing cell, a ragged row, any bad cell): then ``parse_block`` returns None and the caller parses the
+missing cell, a ragged row, any bad cell): then ``parse_frame`` returns None and the caller parses the
 block the exact way, which also names the first bad line. The one input seen that polars accepts and
 ``loadtxt`` refuses, a UTF-8 byte-order mark before the first cell, is kept off this path.
 tests/unit/data/test_csv_fast.py holds the inputs compared.
 
-One polars call per block: polars splits a block of a few MB over its own threads (both cores busy,
+One polars call per block: polars splits a block of some MB over its own threads (both cores busy,
 measured), and releases the GIL meanwhile. Cutting the block into one part per core ourselves cost
 more CPU (a copy per part, more calls) for no gain in wall time.
 """
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -36,9 +37,21 @@ def _float64_schema(width: int) -> dict:
     return {f"c{i}": pl.Float64 for i in range(width)}
 
 
-def parse_block(data: bytes, columns: int | None = None) -> tuple[np.ndarray, int] | None:
-    """(float32 (rows, columns), newlines in ``data``) of whole lines each ending in a newline, or None:
-    use the exact path.
+@dataclass(frozen=True)
+class ParsedBlock:
+    """polars' float64 frame of a block's lines (one row per line) and the newlines the block holds."""
+
+    frame: object  # polars.DataFrame
+    newlines: int
+
+    @property
+    def width(self) -> int:
+        return self.frame.width
+
+
+def parse_frame(data: bytes, columns: int | None = None) -> ParsedBlock | None:
+    """polars' parse of ``data``, whole lines each ending in a newline, or None: use the exact path. This is
+    the heavy part (polars' threads, the GIL released), so a channel runs it a block ahead (``csv.py``).
 
     ``columns`` is the width the channel expects (None: the first line's). Trailing blank lines are
     allowed (the last block of a file often has one). polars keeps every other line as a row (a blank
@@ -54,7 +67,22 @@ def parse_block(data: bytes, columns: int | None = None) -> tuple[np.ndarray, in
     frame = _read_part(data if end + 1 >= len(data) else data[: end + 1], _float64_schema(width))
     if frame is None:
         return None
-    return _to_float32([frame], frame.height, width), frame.height - 1 + len(data) - end
+    return ParsedBlock(frame, frame.height - 1 + len(data) - end)
+
+
+def to_float32(parsed: ParsedBlock) -> np.ndarray:
+    """Row-major float32 (rows, columns) of the frame. polars' float64 -> float32 cast rounds as numpy's
+    ``astype`` (to nearest even; beyond float32's range is inf, as in the exact path, and the channel
+    names it): the same bits, and one pass with no float64 copy."""
+    import polars as pl
+
+    return parsed.frame.select(pl.all().cast(pl.Float32)).to_numpy(order="c")
+
+
+def parse_block(data: bytes, columns: int | None = None) -> tuple[np.ndarray, int] | None:
+    """(float32 (rows, columns), newlines in ``data``), or None: ``parse_frame`` and ``to_float32`` in one."""
+    parsed = parse_frame(data, columns)
+    return None if parsed is None else (to_float32(parsed), parsed.newlines)
 
 
 def _read_part(part: bytes, schema: dict):
@@ -70,14 +98,3 @@ def _read_part(part: bytes, schema: dict):
     if frame.height == 0 or any(frame.null_count().row(0)):
         return None
     return frame
-
-
-def _to_float32(frames: list, rows: int, width: int) -> np.ndarray:
-    """Row-major float32 of float64 frames stacked, cast by numpy as the exact path casts."""
-    out = np.empty((rows, width), dtype=np.float32)
-    start = 0
-    with np.errstate(over="ignore"):  # beyond float32's range is inf, as in the exact path; the channel names it
-        for frame in frames:
-            out[start : start + frame.height] = frame.to_numpy()
-            start += frame.height
-    return out

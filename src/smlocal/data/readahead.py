@@ -1,4 +1,5 @@
-"""Run an iterator one step ahead in a thread, so reading and parsing overlap the consumer's work.
+"""Run an iterator one step ahead in a thread, so reading and parsing overlap the consumer's work;
+``map_ahead`` runs a function over items on several threads ahead of the consumer, in order.
 
 A channel's producer (read a chunk, decode or parse it, check it: numpy and polars release the GIL) runs
 here while the training loop takes the previous rows: both cores stay busy. At most ``depth`` items wait, so
@@ -8,11 +9,14 @@ the thread.
 """
 from __future__ import annotations
 
+import collections
 import queue
 import threading
-from typing import Callable, Iterator, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
 
 Item = TypeVar("Item")
+Result = TypeVar("Result")
 _DONE = object()
 _POLL = 0.1  # seconds a blocked put waits before checking whether the consumer left
 _JOIN_S = 5  # how long a consumer that leaves waits for the producer's current item
@@ -75,3 +79,24 @@ def _drain(items: queue.Queue) -> None:
             items.get_nowait()
     except queue.Empty:
         pass
+
+
+def map_ahead(fn: Callable[[Item], Result], items: Iterable[Item], in_flight: int,
+              name: str = "smlocal-map-ahead") -> Iterator[tuple[Item, Result]]:
+    """``(item, fn(item))`` in the order of ``items``, with ``fn`` running on up to ``in_flight`` items at once
+    on a thread pool while the caller takes earlier results (``items`` is drawn in the caller's thread).
+    An exception of ``fn`` is raised where its result would come; a caller that leaves cancels what has
+    not started and waits for what has."""
+    pool = ThreadPoolExecutor(max(in_flight, 1), thread_name_prefix=name)
+    pending: collections.deque = collections.deque()
+    try:
+        for item in items:
+            pending.append((item, pool.submit(fn, item)))
+            if len(pending) >= in_flight:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

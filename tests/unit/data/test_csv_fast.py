@@ -2,6 +2,7 @@
 (numpy's loadtxt, the reader before polars) gives them, on tricky cells, structures and random bytes."""
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import smlocal.data.csv as csv_module
 from smlocal.data.channels import open_channel
-from smlocal.data.csv import CsvScanner, DataFormatError
+from smlocal.data.csv import CsvScanner, DataFormatError, iter_csv_blocks
 from smlocal.data.csv_fast import parse_block
 from smlocal.errors import CustomerError
 from tests.helpers import training_env
@@ -36,15 +37,20 @@ STRUCTURES = [
 ]
 
 
-def outcome(data: bytes, chunk: int | None = None, columns: int | None = None):
-    """(values bytes, shape, lines, columns) or (error type, message) of a scanner fed ``data``."""
+def outcome(data: bytes, chunk: int | None = None, columns: int | None = None, pipelined: bool = False):
+    """(values bytes, shape, lines, columns) or (error type, message) of a scanner fed ``data``, or of the
+    channels' pipelined reader (polars a block ahead on a thread) when ``pipelined``."""
     scanner = CsvScanner("train.csv", columns)
     chunk = chunk or max(len(data), 1)
     try:
-        blocks = []
-        for i in range(0, len(data), chunk):
-            blocks += scanner.feed(data[i : i + chunk])
-        blocks += scanner.finish()
+        if pipelined:
+            blocks = list(iter_csv_blocks(io.BytesIO(data), "train.csv", chunk_size=chunk))
+            scanner.columns = blocks[-1].values.shape[1] if blocks else None
+        else:
+            blocks = []
+            for i in range(0, len(data), chunk):
+                blocks += scanner.feed(data[i : i + chunk])
+            blocks += scanner.finish()
     except DataFormatError as exc:
         return type(exc).__name__, str(exc)
     if not blocks:
@@ -57,7 +63,7 @@ def outcome(data: bytes, chunk: int | None = None, columns: int | None = None):
 def exact_outcome(monkeypatch, *args, **kwargs):
     """The reader as it was before polars: every block through loadtxt."""
     with monkeypatch.context() as patch:
-        patch.setattr(csv_module, "parse_block", lambda data, columns=None: None)
+        patch.setattr(csv_module, "parse_frame", lambda data, columns=None: None)
         return outcome(*args, **kwargs)
 
 
@@ -72,6 +78,7 @@ def test_tricky_cells_as_the_exact_path(cell, monkeypatch):
 @pytest.mark.parametrize("chunk", [None, 3])
 def test_structures_as_the_exact_path(data, chunk, monkeypatch):
     assert outcome(data, chunk) == exact_outcome(monkeypatch, data, chunk)
+    assert outcome(data, chunk, pipelined=True) == exact_outcome(monkeypatch, data, chunk)
     assert outcome(data, chunk, columns=3) == exact_outcome(monkeypatch, data, chunk, columns=3)
 
 
@@ -117,6 +124,7 @@ def test_first_bad_line_deep_in_a_large_block_is_named(monkeypatch):
         data = "".join(lines[:4000] + [bad + "\n"] + lines[4001:]).encode()
         got = outcome(data)
         assert got == exact_outcome(monkeypatch, data) and message in got[1]
+        assert outcome(data, 20_000, pipelined=True) == got  # the bad line in the 4th of 5 blocks
 
 
 _token = st.sampled_from(["1", "-2.5", "3e4", "nan", "inf", "", " ", "x", "1e400", "+0", "-0", ".5", "7 "])
@@ -129,6 +137,7 @@ def test_random_rows_as_the_exact_path(rows, newline, chunk):
     data = newline.join(rows).encode() + newline.encode()
     with pytest.MonkeyPatch.context() as patch:
         assert outcome(data, chunk) == exact_outcome(patch, data, chunk)
+        assert outcome(data, chunk, pipelined=True) == exact_outcome(patch, data, chunk)
 
 
 def test_pipe_mode_reads_the_fast_path_rows(base):
