@@ -64,11 +64,11 @@ def _train_pass(training: Training, first_raw: Iterable | None) -> EpochStats:
     # binary threshold criteria need a score histogram of the pass the models are ranked on: this one
     # only when there is no validation channel
     ranks_here = training.cfg.predictor_type == BINARY and "validation" not in training.sources
-    stats = EpochStats(model.xp, model.M, objective.criterion, objective.factor, binary=ranks_here)
+    stats = EpochStats(model.xp, model.M, objective.criterion, objective.factor, binary=ranks_here, loss=model.loss)
     kept: list | None = []  # a short pass's batches, to rank the models it ends with
     for batch in training.sources["train"].prepared_pass(first_raw):
-        Sv, L = model.train_step(batch)
-        stats.add(Sv, batch.y, L)
+        Sv, _ = model.train_step(batch, losses=False)  # the stats' thread computes the losses
+        stats.add(Sv, batch.y)
         kept = _keep_short(kept, batch)
     while model.sync is not None and model.idle_step():
         pass  # this host's shard is done: step with the hosts that still have rows
@@ -82,10 +82,9 @@ def _train_pass(training: Training, first_raw: Iterable | None) -> EpochStats:
     # The pass's sums hold each batch's loss before its step, and the model kept is the one after the
     # last step. Over many steps the two agree; over a few (one, when the data is a single mini-batch)
     # they do not, and a model that overshoots on its last step would be ranked by its loss before it.
-    exact = EpochStats(model.xp, model.M, objective.criterion, objective.factor, binary=ranks_here)
+    exact = EpochStats(model.xp, model.M, objective.criterion, objective.factor, binary=ranks_here, loss=model.loss)
     for batch in kept:
-        Sv, L = model.evaluate(batch)
-        exact.add(Sv, batch.y, L)
+        exact.add(model.scores(batch), batch.y)
     return exact
 
 
@@ -122,10 +121,9 @@ def _validation_pass(training: Training) -> EpochStats | None:
         return None
     model, objective = training.model, training.objective
     stats = EpochStats(model.xp, model.M, objective.criterion, objective.factor,
-                       binary=training.cfg.predictor_type == BINARY)
+                       binary=training.cfg.predictor_type == BINARY, loss=model.loss)
     for batch in validation.prepared_pass():
-        Sv, L = model.evaluate(batch)
-        stats.add(Sv, batch.y, L)
+        stats.add(model.scores(batch), batch.y)
     return stats
 
 
