@@ -128,7 +128,14 @@ def _quality(kind: str, outputs: dict, y: np.ndarray) -> float:
     return float(np.mean(outputs["predicted_label"] == y))
 
 
-def run_sklearn(kind: str, Xtr, ytr, Xte, yte) -> dict[str, tuple[float, float]]:
+def best_smlocal(kind: str, Xtr, ytr, Xte, yte, extra: dict, repeat: int) -> dict:
+    """The fastest of ``repeat`` runs (the runs are deterministic: the same model each time); the peak RSS
+    is the largest."""
+    runs = [run_smlocal(kind, Xtr, ytr, Xte, yte, extra) for _ in range(repeat)]
+    return {**min(runs, key=lambda r: r["seconds"]), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
+def run_sklearn(kind: str, Xtr, ytr, Xte, yte, repeat: int = 1) -> dict[str, tuple[float, float]]:
     from sklearn.linear_model import LinearRegression, LogisticRegression, SGDClassifier, SGDRegressor
     from sklearn.metrics import accuracy_score, mean_squared_error
     from sklearn.pipeline import make_pipeline
@@ -144,24 +151,27 @@ def run_sklearn(kind: str, Xtr, ytr, Xte, yte) -> dict[str, tuple[float, float]]
                                                                               tol=None, random_state=0)))
         score = accuracy_score
     out = {}
-    for name, est in (exact, sgd):
-        started = time.perf_counter()
-        est.fit(Xtr, ytr)
-        elapsed = time.perf_counter() - started
-        out[name] = (float(score(yte, est.predict(Xte))), elapsed)
+    for (name, est), times in ((exact, 1), (sgd, repeat)):  # the SGD peer, the ratio's base, as often as smlocal
+        elapsed = []
+        for _ in range(times):
+            started = time.perf_counter()
+            est.fit(Xtr, ytr)
+            elapsed.append(time.perf_counter() - started)
+        out[name] = (float(score(yte, est.predict(Xte))), min(elapsed))
     return out
 
 
 def compare(args, extra: dict) -> None:
     """smlocal's 32 models against scikit-learn on each problem type."""
-    print(f"linear learner benchmark: {args.rows:,} x {args.dim}, 20 % hold-out, {EPOCHS} epochs")
+    print(f"linear learner benchmark: {args.rows:,} x {args.dim}, 20 % hold-out, {EPOCHS} epochs; "
+          f"smlocal and SGD best of {args.repeat} (wall-clock noise on a shared machine)")
     for kind in args.kinds.split(","):
         X, y = make_problem(kind, args.rows, args.dim)
         cut = int(len(X) * 0.8)
         Xtr, ytr, Xte, yte = X[:cut], y[:cut], X[cut:], y[cut:]
-        ours = run_smlocal(kind, Xtr, ytr, Xte, yte, extra)
+        ours = best_smlocal(kind, Xtr, ytr, Xte, yte, extra, args.repeat)
         q, t, epochs = ours["quality"], ours["seconds"], ours["epochs"]
-        sk = run_sklearn(kind, Xtr, ytr, Xte, yte)
+        sk = run_sklearn(kind, Xtr, ytr, Xte, yte, args.repeat)
         metric = "MSE" if kind == "regression" else "accuracy"
         print(f"\n[{kind}] hold-out {metric} / wall time / per epoch")
         print(f"  {'smlocal (32 models, ' + str(epochs) + ' epochs)':38s} {q:10.5f}  {t:8.2f} s  {t / epochs:6.2f} s")
@@ -211,6 +221,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dim", type=int, default=50)
     parser.add_argument("--kinds", default="binary,multiclass,regression")
     parser.add_argument("--hp", action="append", default=[], help="extra smlocal hyperparameter NAME=VALUE")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of smlocal and of SGD; the fastest counts")
     parser.add_argument("--scaling", action="store_true", help="time against num_models (binary case)")
     parser.add_argument("--models", default="1,8,32,64", help="the num_models values of --scaling")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)

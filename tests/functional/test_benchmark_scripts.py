@@ -15,7 +15,7 @@ SMALL = {
     "bench_csv.py": (["--rows", "5000", "--loadtxt-rows", "1000", "--repeat", "1", "--output", ""],
                      "smlocal File mode / loadtxt"),
     "bench_kmeans.py": (["--scale", "0.01"], "sklearn KMeans lloyd"),
-    "bench_linear.py": (["--rows", "20000", "--dim", "10"], "time ratio smlocal (32 models) / SGD"),
+    "bench_linear.py": (["--rows", "20000", "--dim", "10", "--repeat", "1"], "time ratio smlocal (32 models) / SGD"),
     "bench_serve.py": (["--requests", "40", "--concurrency", "2", "--workers", "1", "--train-rows", "2000", "--no-mlflow"],
                        "ratio ours/minimal"),
     "bench_pipe.py": (["--size-gb", "0.005", "--files", "2"], "wall time Pipe/File"),
