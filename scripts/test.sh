@@ -3,10 +3,12 @@
 # Container tests need a Docker engine: beside ../shared (CI, developer machines) the engine and the
 # base-image stand-ins come from ../shared/ci/docker-up.sh; elsewhere they skip with a reason.
 # A second lane then runs the tests of numpy-dependent code again without MXNet on numpy 2
-# (constraints-numpy2.txt): what `pip install smlocal` gives and what the GPU machine runs. It leaves out
-# the container tests, the SageMaker API tests (pure Python over the same jobs, which the functional
-# tests run in this lane too) and the serving soak (a load test of the same server): about 5 minutes.
-# SMLOCAL_NUMPY2_LANE=0 leaves it out. Extra arguments go to pytest, in both lanes.
+# (constraints-numpy2.txt): what `pip install smlocal` gives and what the GPU machine runs: the unit,
+# fuzz and compatibility tests and the functional tests of the algorithms, data errors and serving.
+# It leaves out what only orchestrates the same jobs (runtime, S3, engines, tuning, script mode, the
+# SageMaker API), the benchmarks' smoke runs, the serving soak and the container tests. Its venv is
+# installed while the first lane runs. SMLOCAL_NUMPY2_LANE=0 leaves it out. Extra arguments go to
+# pytest, in both lanes; test paths among them replace the second lane's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
@@ -26,15 +28,25 @@ if [[ -x ../shared/ci/docker-up.sh && ${SMLOCAL_NO_DOCKER:-0} != 1 ]]; then
     echo "test.sh: no Docker engine could be started; container tests will skip" >&2
   fi
 fi
+numpy2=${SMLOCAL_NUMPY2_LANE:-1}
+if [[ $numpy2 != 0 ]]; then  # mostly unpacking wheels: one core, beside the first lane's tests
+  { python3 -m venv .venv-numpy2 &&
+    .venv-numpy2/bin/pip install -q --disable-pip-version-check -c constraints-numpy2.txt -e '.[test-core]'
+  } > .venv-numpy2.log 2>&1 &
+  install=$!
+fi
 status=0
 .venv/bin/python -m pytest --durations=15 "$@" || status=$?
-if [[ ${SMLOCAL_NUMPY2_LANE:-1} != 0 ]]; then
+if [[ $numpy2 != 0 ]]; then
   echo "test.sh: numpy 2 lane (no MXNet, no container tests)" >&2
-  python3 -m venv .venv-numpy2
-  .venv-numpy2/bin/pip install -q --disable-pip-version-check -c constraints-numpy2.txt -e '.[test-core]'
+  wait $install || { cat .venv-numpy2.log >&2; exit 1; }
+  paths=(tests/unit tests/fuzz tests/compat tests/functional/test_data_errors.py
+         tests/functional/test_kmeans_train.py tests/functional/test_linear_learner_errors.py
+         tests/functional/test_linear_learner_small_sets.py tests/functional/test_linear_learner_train.py
+         tests/functional/test_multihost.py tests/functional/test_serve_live.py)
+  for arg in "$@"; do [[ -e ${arg%%::*} ]] && paths=(); done
   lane=0
-  .venv-numpy2/bin/python -m pytest --durations=15 --ignore=tests/container --ignore=tests/api \
-    --ignore=tests/functional/test_serve_soak.py "$@" || lane=$?
+  .venv-numpy2/bin/python -m pytest --durations=15 --ignore=tests/container "${paths[@]}" "$@" || lane=$?
   # 5: every test asked for was a container test, so none was left for this lane
   [[ $lane == 0 || $lane == 5 ]] || status=$lane
 fi
