@@ -329,7 +329,7 @@ class Channel:
 
     def _csv_blocks(self, blocks: Iterable[CsvBlock]) -> Iterator[_Piece]:
         for block in blocks:
-            check_label_size(block.values.shape[1], self.label_size, block.source)
+            check_label_size(block.columns, self.label_size, block.source)
             features, labels = block.split(self.label_size)
             yield _Piece(features, labels, lambda i, b=block: f"file '{b.source}' line {int(b.lines[i])}",
                          self._csv_cell)

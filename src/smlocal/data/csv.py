@@ -13,12 +13,11 @@ word that.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from smlocal.data.csv_fast import ParsedBlock, parse_frame, to_float32
+from smlocal.data.csv_fast import ParsedBlock, parse_frame, split_float32, to_float32
 from smlocal.data.readahead import map_ahead
 from smlocal.data.recordio import DataFormatError, read_chunks
 
@@ -29,16 +28,31 @@ NAN_MESSAGE = "Found missing (NaN) values. Please remove any missing (NaN) value
 INF_MESSAGE = "Found infinite values. Please remove or replace any infinite values in the input data."
 
 
-@dataclass
 class CsvBlock:
-    """Rows parsed from consecutive lines of one source; ``lines[i]`` is row i's 1-based line number."""
+    """Rows parsed from consecutive lines of one source; ``lines[i]`` is row i's 1-based line number.
 
-    source: str
-    values: np.ndarray  # float32 (n, columns), label column included
-    lines: np.ndarray  # int64 (n,)
+    A block polars parsed keeps its frame and casts it when asked: ``split`` casts the features and the
+    label apart, with no float32 copy of the whole block in between."""
+
+    def __init__(self, source: str, values: np.ndarray | None, lines: np.ndarray, parsed: ParsedBlock | None = None):
+        self.source, self.lines = source, lines  # lines: int64 (n,)
+        self._values, self._parsed = values, parsed
+
+    @property
+    def values(self) -> np.ndarray:
+        """float32 (n, columns), label column included."""
+        if self._values is None:
+            self._values = to_float32(self._parsed)
+        return self._values
+
+    @property
+    def columns(self) -> int:
+        return self._parsed.width if self._values is None else self._values.shape[1]
 
     def split(self, label_size: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(features, labels): the first ``label_size`` columns are the label."""
+        if self._values is None:
+            return split_float32(self._parsed, label_size)
         if label_size == 0:
             return self.values, None
         return np.ascontiguousarray(self.values[:, label_size:]), self.values[:, 0].copy()
@@ -108,10 +122,10 @@ class CsvScanner:
             parsed = parse_frame(data, self.columns)
         if parsed is not None and (self.columns is None or parsed.width == self.columns):
             # polars vouched for every line, and a blank one would have been refused
-            values = to_float32(parsed)
+            rows = parsed.frame.height
             self._line += parsed.newlines
-            self.columns = values.shape[1]
-            return [CsvBlock(self.source, values, np.arange(first, first + len(values), dtype=np.int64))]
+            self.columns = parsed.width
+            return [CsvBlock(self.source, None, np.arange(first, first + rows, dtype=np.int64), parsed)]
         self._line += data.count(b"\n")
         # polars could not vouch for the block: today's exact path, and its messages
         if not data.replace(b"\r\n", b"\n").strip(b"\n"):  # empty lines only (as loadtxt sees them: a
@@ -224,7 +238,7 @@ def read_csv(path, label_size: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
     """Whole-file convenience (tools, tests): (float32 features, float32 labels or None)."""
     with open(path, "rb") as f:
         blocks = list(iter_csv_blocks(f, str(path)))
-    check_label_size(blocks[0].values.shape[1] if blocks else None, label_size, str(path))
+    check_label_size(blocks[0].columns if blocks else None, label_size, str(path))
     if not blocks:
         return np.zeros((0, 0), dtype=np.float32), (np.zeros(0, dtype=np.float32) if label_size else None)
     for block in blocks:

@@ -79,6 +79,18 @@ def to_float32(parsed: ParsedBlock) -> np.ndarray:
     return parsed.frame.select(pl.all().cast(pl.Float32)).to_numpy(order="c")
 
 
+def split_float32(parsed: ParsedBlock, label_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(row-major float32 features, float32 labels or None): ``to_float32``'s values, the features (the
+    columns after the first ``label_size``) and the label (the first column) cast apart."""
+    import polars as pl
+
+    if label_size == 0:
+        return to_float32(parsed), None
+    frame = parsed.frame
+    features = frame.select(pl.nth(range(label_size, frame.width)).cast(pl.Float32)).to_numpy(order="c")
+    return features, frame.to_series(0).cast(pl.Float32).to_numpy(writable=True)
+
+
 def parse_block(data: bytes, columns: int | None = None) -> tuple[np.ndarray, int] | None:
     """(float32 (rows, columns), newlines in ``data``), or None: ``parse_frame`` and ``to_float32`` in one."""
     parsed = parse_frame(data, columns)

@@ -176,3 +176,21 @@ def test_without_polars_every_block_takes_the_exact_path(monkeypatch):
     assert csv_fast.parse_block(block) is not None  # polars is installed here, as in the tests' extras
     monkeypatch.setattr(csv_fast, "available", lambda: False)
     assert csv_fast.parse_block(block) is None
+
+
+@pytest.mark.parametrize("label_size", [0, 1])
+def test_split_of_a_polars_block_is_the_exact_blocks(label_size, monkeypatch):
+    """A polars block casts its features and label apart; they are the exact path's, bit for bit."""
+    rng = np.random.default_rng(4)
+    data = "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rng.standard_normal((500, 6)) * 1e3).encode()
+    fast = CsvScanner("t.csv").feed(data)[0]
+    assert fast._values is None  # the polars path, its frame not yet cast
+    with monkeypatch.context() as patch:
+        patch.setattr(csv_module, "parse_frame", lambda data, columns=None: None)
+        exact = CsvScanner("t.csv").feed(data)[0]
+    for got, want in zip(fast.split(label_size), exact.split(label_size)):
+        if want is None:
+            assert got is None
+            continue
+        assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"] and got.flags["WRITEABLE"]
+        assert got.tobytes() == want.tobytes() and got.shape == want.shape
