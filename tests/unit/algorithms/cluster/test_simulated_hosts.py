@@ -151,6 +151,7 @@ def test_merged_epoch_statistics_sum_every_host():
 
     for stats in _Group(2).run(host):
         assert stats.rows == 25
-        np.testing.assert_allclose(stats.objective(), whole.objective())
+        # float32 sums of the rows, grouped otherwise on one host (one group of both batches) than on two
+        np.testing.assert_allclose(stats.objective(), whole.objective(), rtol=1e-6)
         np.testing.assert_array_equal(stats.hist.counts, whole.hist.counts)
         np.testing.assert_array_equal(stats.criterion_values()[0], whole.criterion_values()[0])
