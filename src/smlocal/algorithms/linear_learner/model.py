@@ -199,7 +199,7 @@ class EpochStats:
     def add(self, Sv: Any, y: Any, L: Any = None) -> None:
         """Count one batch: its scores ``Sv``, labels ``y`` and per-row losses ``L``, which must not change
         afterwards (every step makes new ones). Without ``L`` they are computed here by ``loss``, on the
-        statistics thread: the training step then only needs the gradient (logistic: 5 passes over the
+        statistics thread: the training step then only needs the gradient (logistic: 4 passes over the
         batch instead of 13)."""
         self.rows += int(Sv.shape[0])
         self._group.append((Sv, y, L))
@@ -223,8 +223,9 @@ class EpochStats:
 
     def _accumulate_group(self, group: list[tuple[Any, Any, Any]]) -> None:
         """The group's batches as one: a few numpy calls on 8 batches' rows rather than many on each, so
-        that this thread seldom holds the GIL the training step's calls wait for (measured: 0.78x the
-        time of the binary benchmark's 32 models). Big batches gain nothing from it and are not copied."""
+        that this thread seldom holds the GIL the training step's calls wait for (measured with the
+        gradient-only step: 0.76x the time of the binary benchmark's 32 models). Big batches gain nothing
+        from it and are not copied."""
         if len(group) == 1 or sum(Sv.nbytes for Sv, _, _ in group) > STATS_GROUP_BYTES:
             for batch in group:
                 self._accumulate(*batch)
