@@ -5,6 +5,8 @@ The model: smlocal's k-means trained on a synthetic set (k=10, d=10), and a scik
 fitted on the same rows (Lloyd, started from smlocal's centers). Its peers:
 - a minimal flask + numpy app (written into a temp dir by this script): ``np.loadtxt`` or ``json.loads``,
   ``KMeans.predict``, ``json.dumps``, on gunicorn sync workers: what any server must do, nothing else;
+- ``container/serve`` as the images run it, nginx in front of gunicorn's sync workers, where nginx is installed
+  (``apt-get install nginx``; else that row is skipped with a note), next to gunicorn alone (threaded workers);
 - mlflow's scoring server (``mlflow models serve --env-manager local``) of that model saved with
   ``mlflow.sklearn``. mlflow pins clash with this project's (numpy, gunicorn), so it runs from its own
   venv: ``--mlflow-python`` (default ``.venv-bench/bin/python``; ``--make-mlflow-venv`` creates it). Without
@@ -26,6 +28,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,7 +51,9 @@ from smlocal.data.protobuf import dense_to_records  # noqa: E402
 from smlocal.data.recordio import encode_records  # noqa: E402
 from smlocal.environment import load_training_env  # noqa: E402
 
-MINIMAL, OURS, MLFLOW = "minimal flask+numpy", "smlocal serve", "mlflow models serve"
+MINIMAL, MLFLOW = "minimal flask+numpy", "mlflow models serve"
+OURS, OURS_NGINX = "smlocal serve", "smlocal serve+nginx"
+RATIO_TAGS = {OURS: "ours", OURS_NGINX: "ours+nginx"}  # ours -> its name in the ratio lines
 DEFAULT_MLFLOW_PYTHON = REPO / ".venv-bench" / "bin" / "python"
 # one BLAS thread per worker process for every server: workers x threads would oversubscribe the CPUs
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -121,9 +126,10 @@ def train_smlocal(X: np.ndarray, k: int, base: Path) -> np.ndarray:
     return load_ndarrays(base / "model" / "model_algo-1")[0]
 
 
-def start_ours(base: Path, workers: int) -> tuple[subprocess.Popen, int]:
+def start_ours(base: Path, workers: int, nginx: bool) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {**os.environ, **ONE_THREAD, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(port),
+           "SMLOCAL_NGINX": "1" if nginx else "0",
            "SMLOCAL_BIND_HOST": "127.0.0.1", "MODEL_SERVER_WORKERS": str(workers), "SMLOCAL_LOG_LEVEL": "warning",
            "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen([sys.executable, str(REPO / "container" / "serve")], env=env,
@@ -258,11 +264,13 @@ def payloads(rng, X: np.ndarray, rows: int) -> dict[str, dict[str, tuple[bytes, 
     header = ",".join(f"f{i}" for i in range(X.shape[1]))  # mlflow reads CSV with pandas: a header line
     first = [float(v) for v in batch[0]]
     ours_json = json.dumps({"instances": [{"features": first}]}).encode()
-    return {
-        f"{rows}-row CSV": {OURS: (csv_rows.encode(), "text/csv"), MINIMAL: (csv_rows.encode(), "text/csv"),
-                            MLFLOW: (f"{header}\n{csv_rows}".encode(), "text/csv")},
-        "1-row JSON": {OURS: (ours_json, "application/json"), MINIMAL: (ours_json, "application/json"),
-                       MLFLOW: (json.dumps({"inputs": [first]}).encode(), "application/json")},
+    csv_body, mlflow_csv = csv_rows.encode(), f"{header}\n{csv_rows}".encode()
+    mlflow_json = json.dumps({"inputs": [first]}).encode()
+    return {  # both of ours and the minimal app read the built-ins' formats
+        f"{rows}-row CSV": {**dict.fromkeys((OURS, OURS_NGINX, MINIMAL), (csv_body, "text/csv")),
+                            MLFLOW: (mlflow_csv, "text/csv")},
+        "1-row JSON": {**dict.fromkeys((OURS, OURS_NGINX, MINIMAL), (ours_json, "application/json")),
+                       MLFLOW: (mlflow_json, "application/json")},
     }
 
 
@@ -298,14 +306,15 @@ def run_scenario(servers: dict, requests: dict, total: int, concurrency: int) ->
 
 def print_scenario(scenario: str, stats: dict[str, dict]) -> None:
     for name, s in stats.items():
-        print(f"{scenario:<16} {name:<20} {s['rps']:>9.1f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
+        print(f"{scenario:<16} {name:<24} {s['rps']:>9.1f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
               f"{s['cpu_ms']:>10.3f} {s['failures']:>7}" + (f"  ({s['first_failure']})" if s["failures"] else ""))
-    mine = stats[OURS]
-    for peer, target in ((MINIMAL, "req/s >= 1.5x, p99 <= 1x"), (MLFLOW, "req/s > 1x")):
-        if peer in stats:
-            base = stats[peer]
-            short = "minimal" if peer == MINIMAL else "mlflow"
-            print(f"{scenario:<16} {'ratio ours/' + short:<20} {mine['rps'] / base['rps']:>8.2f}x "
+    for ours, tag in RATIO_TAGS.items():
+        for peer, target in ((MINIMAL, "req/s >= 1.5x, p99 <= 1x"), (MLFLOW, "req/s > 1x")):
+            if ours not in stats or peer not in stats:
+                continue
+            mine, base = stats[ours], stats[peer]
+            label = f"ratio {tag}/{'minimal' if peer == MINIMAL else 'mlflow'}"
+            print(f"{scenario:<16} {label:<24} {mine['rps'] / base['rps']:>8.2f}x "
                   f"{mine['p50'] / base['p50']:>7.2f}x {mine['p99'] / base['p99']:>7.2f}x "
                   f"{mine['cpu_ms'] / base['cpu_ms']:>9.2f}x   (target: {target})")
     print()
@@ -316,10 +325,11 @@ def start_servers(tmp: Path, args, X: np.ndarray, mlflow_python: Path | None, pr
     centers = train_smlocal(X, args.k, tmp / "opt_ml")
     model = fit_sklearn(X, centers)
     servers = {}
-    for name, start in ((OURS, lambda: start_ours(tmp / "opt_ml", args.workers)),
+    for name, start in ((OURS, lambda: start_ours(tmp / "opt_ml", args.workers, nginx=False)),
+                        (OURS_NGINX, lambda: start_ours(tmp / "opt_ml", args.workers, nginx=True)),
                         (MINIMAL, lambda: start_minimal(tmp, model, args.workers)),
                         (MLFLOW, lambda: start_mlflow(mlflow_python, tmp, X, centers, args.workers))):
-        if name == MLFLOW and mlflow_python is None:
+        if (name == MLFLOW and mlflow_python is None) or (name == OURS_NGINX and shutil.which("nginx") is None):
             continue
         proc, port = start()
         procs.append(proc)
@@ -362,6 +372,8 @@ def main(argv=None) -> int:
     if missing:
         print(f"note: the mlflow peer is skipped: {missing}\n")
         mlflow_python = None
+    if shutil.which("nginx") is None:
+        print(f"note: '{OURS_NGINX}' (the images' setup) is skipped: nginx is not installed (apt-get install nginx)\n")
     rng = np.random.default_rng(0)
     X = training_data(rng, args.k, args.dim, args.train_rows)
     scenarios = payloads(rng, X, args.rows)
@@ -369,10 +381,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp_name:
         try:
             servers = start_servers(Path(tmp_name), args, X, mlflow_python, procs)
-            print(f"{args.workers} workers each (minimal: gunicorn sync, smlocal: gunicorn threaded, mlflow: "
+            print(f"{args.workers} workers each (minimal: gunicorn sync, smlocal: gunicorn threaded, "
+                  f"smlocal+nginx: gunicorn sync, mlflow: "
                   f"uvicorn), {args.concurrency} client threads, {args.requests} requests per scenario and server, "
                   f"k={args.k}, d={args.dim}, {os.cpu_count()} CPUs (client and servers share them)\n")
-            print(f"{'scenario':<16} {'server':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>10} "
+            print(f"{'scenario':<16} {'server':<24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>10} "
                   f"{'failed':>7}")
             for scenario, requests in scenarios.items():
                 print_scenario(scenario, run_scenario(servers, requests, args.requests, args.concurrency))

@@ -23,6 +23,13 @@ def test_threads_take_connections_so_one_slow_client_holds_no_worker():
     assert cfg.bind == ["127.0.0.1:9"] and cfg.keepalive == 0  # each request goes to a free worker
 
 
+def test_behind_nginx_the_workers_are_sync():
+    """nginx reads each request in full first: a worker never waits on a client, so one thread serves."""
+    cfg = applied(gunicorn_options(ServingConfig(workers=2, threads=8), "unix:/tmp/x.sock", buffered_front=True))
+    assert cfg.worker_class_str == "sync" and cfg.threads == 1 and cfg.workers == 2
+    assert cfg.keepalive == 0 and cfg.post_worker_init.__name__ == "limit_client_waits"  # read timeouts stay
+
+
 def test_no_control_socket_is_shared_between_endpoints():
     """gunicorn >= 25.1 opens $HOME/.gunicorn/gunicorn.ctl by default, one path for every endpoint."""
     cfg = applied(gunicorn_options(ServingConfig(), "unix:/tmp/x.sock"))
