@@ -229,9 +229,10 @@ def read_until_ready(proc: subprocess.Popen) -> list[str]:
     raise AssertionError("smlocal serve exited before the endpoint was ready:\n" + "".join(lines))
 
 
-# Stalled clients: partial headers, and a body short of its Content-Length; sent, then nothing more.
+# Stalled clients: partial headers, a body short of its Content-Length, and nothing at all; sent, then nothing more.
 STALLED_REQUESTS = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/",
-                    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\n1,")
+                    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\n1,",
+                    b"")
 
 
 @contextlib.contextmanager

@@ -274,7 +274,7 @@ def test_serve_behind_nginx_outlasts_stalled_clients(docker_client, smlocal_imag
         held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(8)]
         try:
             for n, sock in enumerate(held):
-                sock.sendall(STALLED_REQUESTS[n % 2])
+                sock.sendall(STALLED_REQUESTS[n % len(STALLED_REQUESTS)])
             time.sleep(1)
             for _ in range(3):
                 started = time.monotonic()

@@ -104,7 +104,7 @@ def staller(port: int, stop: threading.Event, slots: threading.Semaphore, n: int
     while not stop.is_set():
         with slots:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                sock.sendall(STALLED_REQUESTS[(n + opened) % 2])
+                sock.sendall(STALLED_REQUESTS[(n + opened) % len(STALLED_REQUESTS)])
                 opened += 1
                 if opened == 1:
                     all_open.wait(10)

@@ -7,9 +7,9 @@ SIGTERM is gunicorn's graceful stop: workers finish their in-flight requests, th
 
 Slow clients: where nginx is installed (the images), it reads each request in full before gunicorn sees
 it (``serving.front``), so gunicorn runs sync workers behind it: one request at a time per worker, taken in
-arrival order from the socket they share. gunicorn alone runs threaded workers, whose connections wait in a
-poller rather than in a thread. Either drops a client that sends nothing for ``SMLOCAL_CLIENT_READ_TIMEOUT`` s
-(20) mid-request.
+arrival order from the socket they share. gunicorn alone runs those with a slow lane (``serving.worker``): a
+connection whose request has not arrived in full is answered on a thread. Either drops a client that sends
+nothing for ``SMLOCAL_CLIENT_READ_TIMEOUT`` s (20) mid-request.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from smlocal.serving.codecs import CODECS
 from smlocal.serving.config import ServingConfig
 from smlocal.serving.front import Front, nginx_wanted, socket_path
 from smlocal.serving.handlers import Handlers, find_script, load_handlers
+from smlocal.serving.worker import WORKER_CLASS
 
 log = logging.getLogger("smlocal")
 # SageMaker sends SIGKILL 30 s after SIGTERM: finish in-flight requests well before that.
@@ -113,10 +114,10 @@ def gunicorn_options(config: ServingConfig, bind: str, buffered_front: bool = Fa
     options = {
         "bind": [bind],
         "workers": config.workers,
-        # Behind nginx a worker never waits on a client, and sync workers cost less per request and answer
-        # in arrival order (bench_serve.py: more req/s, about half the p99 of threaded ones).
-        # Alone, a connection holds a thread only while its request is read or answered.
-        "worker_class": "sync" if buffered_front else "gthread",
+        # Sync workers cost less per request than threaded ones and answer in arrival order (bench_serve.py:
+        # more req/s at about half the p99). Behind nginx a worker never waits on a client; alone, a client
+        # that has not sent its whole request is answered on one of `threads` threads of the worker's slow lane.
+        "worker_class": "sync" if buffered_front else WORKER_CLASS,
         "threads": 1 if buffered_front else config.threads,
         "timeout": config.timeout,
         "graceful_timeout": min(GRACEFUL_TIMEOUT, config.timeout),
@@ -200,9 +201,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def run_gunicorn(app, config: ServingConfig, options: dict,
                  before_stop: Optional[Callable[[float], None]] = None) -> int:
     """gunicorn's arbiter until it stops; its exit status."""
-    log.info("Starting gunicorn on %s with %d %s worker(s) of %d thread(s), timeout %d s, max payload %d MB",
-             options["bind"][0], config.workers, options["worker_class"], options["threads"], config.timeout,
-             config.max_payload_mb)
+    kind = "sync" if options["worker_class"] == "sync" else f"sync, {options['threads']} slow-lane thread(s) each,"
+    log.info("Starting gunicorn on %s with %d %s worker(s), timeout %d s, max payload %d MB",
+             options["bind"][0], config.workers, kind, config.timeout, config.max_payload_mb)
     try:
         _Gunicorn(app, options, before_stop).run()
     except SystemExit as exc:  # gunicorn's arbiter ends with sys.exit(status)

@@ -8,6 +8,7 @@ from smlocal.errors import CustomerError
 
 from smlocal.serving.config import ServingConfig
 from smlocal.serving.server import gunicorn_options
+from smlocal.serving.worker import SlowLaneWorker
 
 
 def applied(options: dict) -> Config:
@@ -17,9 +18,9 @@ def applied(options: dict) -> Config:
     return cfg
 
 
-def test_threads_take_connections_so_one_slow_client_holds_no_worker():
+def test_alone_a_slow_lane_of_threads_takes_slow_clients_so_none_holds_a_worker():
     cfg = applied(gunicorn_options(ServingConfig(workers=2, timeout=30), "127.0.0.1:9"))
-    assert cfg.worker_class_str == "gthread" and cfg.threads >= 4 and cfg.workers == 2
+    assert cfg.worker_class is SlowLaneWorker and cfg.threads >= 4 and cfg.workers == 2
     assert cfg.bind == ["127.0.0.1:9"] and cfg.keepalive == 0  # each request goes to a free worker
 
 
