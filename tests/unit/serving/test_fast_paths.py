@@ -13,7 +13,7 @@ from smlocal.artifacts.kmeans import KMeansModel
 from smlocal.serving.app import create_app
 from smlocal.serving.codecs import csv_codec, json_codec, jsonlines_codec
 from smlocal.serving.codecs.json_codec import rows
-from smlocal.serving.codecs.numbers import json_row_texts, plain_csv_values
+from smlocal.serving.codecs.numbers import json_row_texts, json_rows, plain_csv_values
 from smlocal.serving.config import PING_TOKEN_HEADER, ServingConfig
 from smlocal.serving.hot_routes import HotRoutes
 
@@ -71,6 +71,19 @@ def test_json_rows_are_json_dumps_bytes(n, classes):
     assert json_row_texts(columns) is not None
     assert json_codec.encode(columns) == json.dumps({"predictions": rows(columns)}).encode()
     assert jsonlines_codec.encode(columns) == "".join(json.dumps(r) + "\n" for r in rows(columns)).encode()
+
+
+@pytest.mark.parametrize("n, classes", [(0, 1), (1, 1), (17, 1), (1, 3), (9, 4)])
+def test_json_rows_of_plain_names_are_json_dumps_bytes(n, classes):
+    """Names without escapes, values in 1e-4..1e16 or 0: orjson prints each column once (the serving hot path)."""
+    score = (RNG.uniform(1e-4, 1e3, size=(n, classes)) * RNG.choice([-1, 1, 0], size=(n, classes))).astype(np.float32)
+    columns = {"score": score[:, 0] if classes == 1 else score,
+               "predicted_label": RNG.integers(0, 3, n).astype(np.float32),
+               "distance_to_cluster": RNG.uniform(1e-4, 1e15, n).astype(np.float32)}
+    assert json_rows(columns) is not None  # the orjson path is taken
+    assert json_codec.encode(columns) == json.dumps({"predictions": rows(columns)}).encode()
+    small = {"score": np.array([5e-5, 1.0], np.float32)}  # 5e-05: orjson would print 5e-5
+    assert json_codec.encode(small) == json.dumps({"predictions": rows(small)}).encode()
 
 
 def test_non_finite_or_non_float_columns_print_as_json_dumps_does():

@@ -70,23 +70,32 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _orjson_prints_as_json(columns: Columns) -> bool:
     """orjson writes a float as ``repr`` does for 0 and 1e-4 <= |x| < 1e16 (outside, its exponents read
-    ``1e-5``, not ``1e-05``); plain column names hold no byte the separator rewrite could meet."""
+    ``1e-5``, not ``1e-05``; NaN and inf fail the test too); plain column names need no escaping."""
     for name, col in columns.items():
-        if _cell_format(col) is None or not _PLAIN_NAME.fullmatch(name):
+        if col.dtype.kind != "f" or col.ndim not in (1, 2) or not _PLAIN_NAME.fullmatch(name):
             return False
         magnitude = np.abs(col)
-        if not (((magnitude >= 1e-4) | (magnitude == 0)).all() and (magnitude < 1e16).all()):
+        if not (((magnitude >= 1e-4) | (magnitude == 0)) & (magnitude < 1e16)).all():
             return False
     return True
+
+
+def _orjson_cells(col: np.ndarray) -> list[bytes]:
+    """Each row's value of a column as json.dumps writes it (``2.0``, ``[1.5, 2.0]``), from one orjson call.
+
+    As doubles: ``tolist`` gives the float32 values as doubles, and json.dumps prints those."""
+    text = orjson.dumps(col.astype(np.float64), option=orjson.OPT_SERIALIZE_NUMPY)
+    if col.ndim == 1:
+        return text[1:-1].split(b",")
+    return [b"[" + row.replace(b",", b", ") + b"]" for row in text[2:-2].split(b"],[")]
 
 
 def json_rows(columns: Columns) -> Optional[bytes]:
     """The list of rows as ``json.dumps`` writes it (``[{"a": 1.0, "b": [2.0, 3.0]}, ...]``), or None."""
     if _orjson_prints_as_json(columns):
-        names = list(columns)
-        lists = [col.tolist() for col in columns.values()]
-        compact = orjson.dumps([dict(zip(names, values, strict=True)) for values in zip(*lists, strict=False)])
-        # numbers and plain names only: every ',' and '":' is a separator json.dumps follows with a space
-        return compact.replace(b",", b", ").replace(b'":', b'": ')
+        if not len(next(iter(columns.values()), ())):
+            return b"[]"
+        keyed = [list(map((b'"%s": ' % name.encode()).__add__, _orjson_cells(col))) for name, col in columns.items()]
+        return b"[{" + b"}, {".join(map(b", ".join, zip(*keyed, strict=True))) + b"}]"
     texts = json_row_texts(columns)
     return None if texts is None else ("[" + ", ".join(texts) + "]").encode("utf-8")
