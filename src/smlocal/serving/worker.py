@@ -5,8 +5,9 @@ least CPU per request and the shortest tail (bench_serve.py: 1.1-1.2x the thread
 p99). Alone, though, one client that sends half a request would hold it until the read timeout. So before
 answering, this worker looks at what a new connection has sent (a peek: nothing is consumed). A whole request
 is answered at once, as the sync worker does; anything else (headers or body still on the way, a chunked body,
-one over the peek's size, a client silent for the first few milliseconds) goes to a small thread pool, where
-waiting on the client holds one thread (until the read timeout at most) and never the worker.
+one over the peek's size, a client silent for a few milliseconds or until the next connection comes) goes to
+a small thread pool, where waiting on the client holds one thread (until the read timeout at most) and never
+the worker.
 """
 from __future__ import annotations
 
@@ -48,11 +49,14 @@ def request_in_full(received: bytes) -> bool:
     return end + len(_HEAD_END) + body <= len(received)
 
 
-def arrived_in_full(client: socket.socket, wait_ms: int = FIRST_BYTES_WAIT_MS) -> bool:
-    """Has ``client`` sent a whole request (or closed) within ``wait_ms``? Reads nothing off the socket."""
+def arrived_in_full(client: socket.socket, listener=None, wait_ms: int = FIRST_BYTES_WAIT_MS) -> bool:
+    """Has ``client`` sent a whole request (or closed)? Reads nothing off the socket. It waits up to ``wait_ms``
+    for the first bytes, and no longer than until ``listener`` has another connection waiting."""
     poller = select.poll()  # not select.select: a descriptor may be over 1023
     poller.register(client, select.POLLIN)
-    if not poller.poll(wait_ms):
+    if listener is not None:
+        poller.register(listener, select.POLLIN)
+    if client.fileno() not in dict(poller.poll(wait_ms)):
         return False
     try:
         received = client.recv(PEEK_BYTES, socket.MSG_PEEK)
@@ -77,7 +81,7 @@ class SlowLaneWorker(SyncWorker):
         client, addr = listener.accept()
         client.setblocking(True)
         util.close_on_exec(client)
-        if arrived_in_full(client):
+        if arrived_in_full(client, listener):
             self.handle(listener, client, addr)
         else:
             self._slow_lane.submit(self.handle, listener, client, addr)

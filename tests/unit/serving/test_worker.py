@@ -61,3 +61,16 @@ def test_a_closed_connection_is_answered_at_once(pair):
     server, client = pair
     client.close()
     assert arrived_in_full(server)  # gunicorn's parser sees the end and lets it go
+
+
+def test_a_silent_client_waits_no_longer_than_the_next_connection(pair):
+    server, _client = pair
+    listener = socket.create_server(("127.0.0.1", 0))
+    waiting = socket.create_connection(listener.getsockname())  # another connection in the accept queue
+    try:
+        started = time.monotonic()
+        assert not arrived_in_full(server, listener, wait_ms=5000)
+        assert time.monotonic() - started < 1.0  # the worker goes on to the next connection
+    finally:
+        waiting.close()
+        listener.close()
