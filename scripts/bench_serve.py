@@ -5,8 +5,9 @@ The model: smlocal's k-means trained on a synthetic set (k=10, d=10), and a scik
 fitted on the same rows (Lloyd, started from smlocal's centers). Its peers:
 - a minimal flask + numpy app (written into a temp dir by this script): ``np.loadtxt`` or ``json.loads``,
   ``KMeans.predict``, ``json.dumps``, on gunicorn sync workers: what any server must do, nothing else;
-- ``container/serve`` as the images run it, nginx in front of gunicorn's sync workers, where nginx is installed
-  (``apt-get install nginx``; else that row is skipped with a note), next to gunicorn alone (threaded workers);
+- ``container/serve`` alone (gunicorn's sync workers with a slow lane of threads, ``serving.worker``) and as the
+  images run it, nginx in front of sync workers, where nginx is installed (``apt-get install nginx``; else that
+  row is skipped with a note);
 - mlflow's scoring server (``mlflow models serve --env-manager local``) of that model saved with
   ``mlflow.sklearn``. mlflow pins clash with this project's (numpy, gunicorn), so it runs from its own
   venv: ``--mlflow-python`` (default ``.venv-bench/bin/python``; ``--make-mlflow-venv`` creates it). Without
@@ -381,7 +382,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp_name:
         try:
             servers = start_servers(Path(tmp_name), args, X, mlflow_python, procs)
-            print(f"{args.workers} workers each (minimal: gunicorn sync, smlocal: gunicorn threaded, "
+            print(f"{args.workers} workers each (minimal: gunicorn sync, smlocal: gunicorn sync + slow lane, "
                   f"smlocal+nginx: gunicorn sync, mlflow: "
                   f"uvicorn), {args.concurrency} client threads, {args.requests} requests per scenario and server, "
                   f"k={args.k}, d={args.dim}, {os.cpu_count()} CPUs (client and servers share them)\n")
