@@ -254,6 +254,35 @@ def test_stalled_clients_do_not_stall_ping(tmp_path, front):
                 sock.close()
 
 
+@pytest.mark.parametrize("front", ["gunicorn", "nginx"])
+def test_a_worker_that_ends_leaves_the_server_whole_and_a_stop_is_prompt(tmp_path, front):
+    """A worker's exit must not run the master's cleanup: it once stopped nginx and deleted the socket's
+    directory (the endpoint died after any worker restart) and made every stop wait 10 s."""
+    if front == "nginx" and shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed here; tests/container/test_image.py runs it in the image")
+    import psutil
+
+    files = {"model_algo-1": dumps_kmeans(KMeansModel(np.zeros((2, 3), np.float32)))}
+    server = serve_model(tmp_path, "restart", files, env={"SMLOCAL_NGINX": "0" if front == "gunicorn" else "1"})
+    try:
+        deadline = time.monotonic() + 20
+        while len(workers := [p for p in psutil.Process(server.proc.pid).children() if "nginx" not in p.name()]) < 2:
+            assert time.monotonic() < deadline, workers  # the second worker may still be booting
+            time.sleep(0.1)
+        workers[0].send_signal(signal.SIGTERM)  # a graceful worker exit, as after a timeout or max_requests
+        workers[0].wait(10)
+        time.sleep(1)  # the master forks its replacement
+        for _ in range(5):
+            good = requests.post(server.url + "/invocations", data=b"0,0,0", timeout=10,
+                                 headers={"Content-Type": "text/csv"})
+            assert good.status_code == 200, good.text
+    finally:
+        started = time.monotonic()
+        code = server.stop()
+    assert code == 0 and time.monotonic() - started < 5.0, server.output()
+    assert "Traceback" not in server.output() and "exited with code" not in server.output(), server.output()
+
+
 def test_a_client_that_stops_sending_its_body_gets_a_408_and_the_server_goes_on(tmp_path):
     files = {"model_algo-1": dumps_kmeans(KMeansModel(np.zeros((2, 3), np.float32)))}
     env = {"SMLOCAL_NGINX": "0", "SMLOCAL_CLIENT_READ_TIMEOUT": "1"}

@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import struct
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -204,8 +205,16 @@ def run_gunicorn(app, config: ServingConfig, options: dict,
     kind = "sync" if options["worker_class"] == "sync" else f"sync, {options['threads']} slow-lane thread(s) each,"
     log.info("Starting gunicorn on %s with %d %s worker(s), timeout %d s, max payload %d MB",
              options["bind"][0], config.workers, kind, config.timeout, config.max_payload_mb)
+    master = os.getpid()
     try:
         _Gunicorn(app, options, before_stop).run()
-    except SystemExit as exc:  # gunicorn's arbiter ends with sys.exit(status)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except SystemExit as exc:  # gunicorn's arbiter ends with sys.exit(status), and so does each forked worker
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if os.getpid() != master:
+            # A worker's exit unwinds through the master's stack it was forked in: ending here keeps it from
+            # running the master's cleanup (stopping nginx, deleting the socket's directory) on its way out.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     return 0

@@ -43,3 +43,26 @@ def test_the_client_read_timeout_comes_from_the_environment_and_bad_values_are_n
     assert ServingConfig.from_env({"SMLOCAL_CLIENT_READ_TIMEOUT": "3"}).client_read_timeout == 3
     with pytest.raises(CustomerError, match="SMLOCAL_CLIENT_READ_TIMEOUT='0'"):
         ServingConfig.from_env({"SMLOCAL_CLIENT_READ_TIMEOUT": "0"})
+
+
+def test_a_forked_worker_ending_never_returns_into_the_masters_code(tmp_path, monkeypatch):
+    """gunicorn's workers are forked inside the master's run() and end with SystemExit, which unwinds through
+    our stack: run_gunicorn must end the worker there, not return into main()'s cleanup (nginx, socket dir)."""
+    import os
+
+    from smlocal.serving import server
+
+    def fork_and_exit(self):
+        if os.fork() == 0:
+            raise SystemExit(3)  # as a worker ends
+        _, status = os.wait()
+        raise SystemExit(os.waitstatus_to_exitcode(status) + 10)  # the master ends: 13 if the worker said 3
+
+    monkeypatch.setattr(server._Gunicorn, "run", fork_and_exit)
+    monkeypatch.setattr(server._Gunicorn, "__init__", lambda self, *a, **k: None)
+    master = os.getpid()
+    code = server.run_gunicorn(None, ServingConfig(), {"bind": ["127.0.0.1:9"], "worker_class": "sync", "threads": 1})
+    if os.getpid() != master:  # the bug: the worker came back here; record it and end it
+        (tmp_path / "worker-returned").write_text("")
+        os._exit(0)
+    assert code == 13 and not (tmp_path / "worker-returned").exists()
