@@ -20,7 +20,7 @@ TIMEOUT_VARS = ("MODEL_SERVER_TIMEOUT", "SAGEMAKER_MODEL_SERVER_TIMEOUT")
 PAYLOAD_VARS = ("SAGEMAKER_MAX_PAYLOAD_IN_MB",)
 ACCEPT_VARS = ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",)
 HOST_VARS = ("SMLOCAL_BIND_HOST",)  # ours: 0.0.0.0 in a container, 127.0.0.1 for local runs and tests
-THREAD_VARS = ("SMLOCAL_SERVER_THREADS",)  # ours: request threads per worker
+THREAD_VARS = ("SMLOCAL_SERVER_THREADS",)  # ours: slow-lane threads per worker (gunicorn alone)
 TOKEN_VARS = ("SMLOCAL_ENDPOINT_TOKEN",)  # ours: set by the runtime for each endpoint it starts
 # ours: a client silent this long between two reads of its headers or body is dropped (or answered 408)
 CLIENT_READ_TIMEOUT_VARS = ("SMLOCAL_CLIENT_READ_TIMEOUT",)
