@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import pickle
-import shutil
 import signal
 import socket
 import subprocess
@@ -46,11 +45,14 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from benchlib import rss_mb  # noqa: E402  scripts/, beside this file
+
 from smlocal.algorithms import kmeans  # noqa: E402
 from smlocal.artifacts.mxnet_ndarray import load_ndarrays  # noqa: E402
 from smlocal.data.protobuf import dense_to_records  # noqa: E402
 from smlocal.data.recordio import encode_records  # noqa: E402
 from smlocal.environment import load_training_env  # noqa: E402
+from smlocal.serving.front import nginx_wanted  # noqa: E402
 
 MINIMAL, MLFLOW = "minimal flask+numpy", "mlflow models serve"
 OURS, OURS_NGINX = "smlocal serve", "smlocal serve+nginx"
@@ -250,6 +252,17 @@ def cpu_seconds(proc: subprocess.Popen) -> float:
     return total
 
 
+def peak_rss_mb(proc: subprocess.Popen) -> float:
+    """A server's peak RSS: each of its processes' own peak (master, workers, nginx) summed, in MB. Pages the
+    workers share with the master (copy-on-write) count in each, so this is an upper bound."""
+    try:
+        root = psutil.Process(proc.pid)
+        pids = [root.pid, *(p.pid for p in root.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return 0.0
+    return sum(rss_mb("VmHWM", pid) for pid in pids)
+
+
 def summarize(runs: list[dict], cpu: float) -> dict:
     lat = np.array([x for r in runs for x in r["latencies"]])
     wall = sum(r["wall"] for r in runs)
@@ -321,7 +334,7 @@ def print_scenario(scenario: str, stats: dict[str, dict]) -> None:
     print()
 
 
-def start_servers(tmp: Path, args, X: np.ndarray, mlflow_python: Path | None, procs: list) -> dict:
+def start_servers(tmp: Path, args, X: np.ndarray, mlflow_python: Path | None, nginx: bool, procs: list) -> dict:
     """Train and start every server; name -> (process, port), ready to answer."""
     centers = train_smlocal(X, args.k, tmp / "opt_ml")
     model = fit_sklearn(X, centers)
@@ -330,7 +343,7 @@ def start_servers(tmp: Path, args, X: np.ndarray, mlflow_python: Path | None, pr
                         (OURS_NGINX, lambda: start_ours(tmp / "opt_ml", args.workers, nginx=True)),
                         (MINIMAL, lambda: start_minimal(tmp, model, args.workers)),
                         (MLFLOW, lambda: start_mlflow(mlflow_python, tmp, X, centers, args.workers))):
-        if (name == MLFLOW and mlflow_python is None) or (name == OURS_NGINX and shutil.which("nginx") is None):
+        if (name == MLFLOW and mlflow_python is None) or (name == OURS_NGINX and not nginx):
             continue
         proc, port = start()
         procs.append(proc)
@@ -373,15 +386,17 @@ def main(argv=None) -> int:
     if missing:
         print(f"note: the mlflow peer is skipped: {missing}\n")
         mlflow_python = None
-    if shutil.which("nginx") is None:
-        print(f"note: '{OURS_NGINX}' (the images' setup) is skipped: nginx is not installed (apt-get install nginx)\n")
+    nginx = nginx_wanted() is not None  # as serve decides: installed, and SMLOCAL_NGINX is not 0
+    if not nginx:
+        print(f"note: '{OURS_NGINX}' (the images' setup) is skipped: nginx is not installed (apt-get install nginx) "
+              "or SMLOCAL_NGINX=0\n")
     rng = np.random.default_rng(0)
     X = training_data(rng, args.k, args.dim, args.train_rows)
     scenarios = payloads(rng, X, args.rows)
     procs: list = []
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp_name:
         try:
-            servers = start_servers(Path(tmp_name), args, X, mlflow_python, procs)
+            servers = start_servers(Path(tmp_name), args, X, mlflow_python, nginx, procs)
             print(f"{args.workers} workers each (minimal: gunicorn sync, smlocal: gunicorn sync + slow lane, "
                   f"smlocal+nginx: gunicorn sync, mlflow: "
                   f"uvicorn), {args.concurrency} client threads, {args.requests} requests per scenario and server, "
@@ -390,6 +405,8 @@ def main(argv=None) -> int:
                   f"{'failed':>7}")
             for scenario, requests in scenarios.items():
                 print_scenario(scenario, run_scenario(servers, requests, args.requests, args.concurrency))
+            for name, (proc, _) in servers.items():
+                print(f"peak RSS {name:<24} {peak_rss_mb(proc):>7.0f} MB (its processes' peaks summed)")
         finally:
             stop(procs)
     return 0

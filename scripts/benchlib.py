@@ -10,15 +10,17 @@ from pathlib import Path
 from typing import Callable
 
 
-def rss_mb(field: str = "VmHWM") -> float:
-    """This process's RSS at its peak (VmHWM) or now (VmRSS), in MB. VmHWM, not ru_maxrss: Linux carries
-    ru_maxrss over fork+exec, so a child of a big parent would report the parent's peak."""
+def rss_mb(field: str = "VmHWM", pid: int | str = "self") -> float:
+    """A process's RSS at its peak (VmHWM) or now (VmRSS), in MB; this one's by default. VmHWM, not ru_maxrss:
+    Linux carries ru_maxrss over fork+exec, so a child of a big parent would report the parent's peak."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    if pid != "self":
+        return 0.0  # gone, or a kernel without the field
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

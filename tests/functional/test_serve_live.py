@@ -239,7 +239,8 @@ def test_stalled_clients_do_not_stall_ping(tmp_path, front):
     files = {"model_algo-1": dumps_kmeans(KMeansModel(np.zeros((2, 3), np.float32)))}
     env = {"SMLOCAL_NGINX": "0" if front == "gunicorn" else "1"}
     with running(tmp_path, "stall", files, env=env) as server:  # 2 workers
-        stalled = [stall(server.port, STALLED_REQUESTS[i % len(STALLED_REQUESTS)]) for i in range(20 if front == "nginx" else 6)]
+        count = 20 if front == "nginx" else 6
+        stalled = [stall(server.port, STALLED_REQUESTS[i % len(STALLED_REQUESTS)]) for i in range(count)]
         try:
             time.sleep(0.5)  # the server has taken every stalled connection
             for _ in range(3):

@@ -202,9 +202,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def run_gunicorn(app, config: ServingConfig, options: dict,
                  before_stop: Optional[Callable[[float], None]] = None) -> int:
     """gunicorn's arbiter until it stops; its exit status."""
-    kind = "sync" if options["worker_class"] == "sync" else f"sync, {options['threads']} slow-lane thread(s) each,"
-    log.info("Starting gunicorn on %s with %d %s worker(s), timeout %d s, max payload %d MB",
-             options["bind"][0], config.workers, kind, config.timeout, config.max_payload_mb)
+    lane = "" if options["worker_class"] == "sync" else f" ({options['threads']} slow-lane thread(s) each)"
+    log.info("Starting gunicorn on %s with %d sync worker(s)%s, timeout %d s, max payload %d MB",
+             options["bind"][0], config.workers, lane, config.timeout, config.max_payload_mb)
     master = os.getpid()
     try:
         _Gunicorn(app, options, before_stop).run()

@@ -93,7 +93,8 @@ def _orjson_cells(col: np.ndarray) -> list[bytes]:
 def json_rows(columns: Columns) -> Optional[bytes]:
     """The list of rows as ``json.dumps`` writes it (``[{"a": 1.0, "b": [2.0, 3.0]}, ...]``), or None."""
     if _orjson_prints_as_json(columns):
-        if not len(next(iter(columns.values()), ())):
+        rows = len(next(iter(columns.values()), ()))
+        if rows == 0:
             return b"[]"
         keyed = [list(map((b'"%s": ' % name.encode()).__add__, _orjson_cells(col))) for name, col in columns.items()]
         return b"[{" + b"}, {".join(map(b", ".join, zip(*keyed, strict=True))) + b"}]"
