@@ -39,10 +39,17 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+
+from smlocal.blas_kernel import choose_openblas_kernel  # noqa: E402
+
+# As the job's entry point does, before numpy loads: every row here (smlocal's and the peers') then runs
+# on the BLAS kernels a job gets on this CPU. scikit-learn's products go through scipy's OpenBLAS, which
+# picks the same kernels by itself.
+BLAS_KERNEL = choose_openblas_kernel()
+
+import numpy as np  # noqa: E402
 
 from smlocal.algorithms import kmeans  # noqa: E402
 from smlocal.algorithms.kmeans.config import AUTO_EXTRA_CENTER_FACTOR  # noqa: E402
@@ -287,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
           f"faiss {faiss_version() or 'not installed'}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(f"numpy's OpenBLAS kernels: {BLAS_KERNEL or 'detected by OpenBLAS'} (smlocal.blas_kernel, as the entry points choose)")
     for key in args.cases:
         bench(key, args.scale)
 

@@ -5,6 +5,7 @@ import os
 import sys
 
 from smlocal import algorithms
+from smlocal.blas_kernel import CORETYPE_ENV, choose_openblas_kernel
 from smlocal.environment import Paths, TrainingEnv, base_dir, load_training_env
 from smlocal.errors import CustomerError, run_and_report
 
@@ -54,13 +55,17 @@ def _run_job() -> None:
 def train(argv: list[str] | None = None) -> int:
     from smlocal.logs import setup_logging
 
+    kernel = choose_openblas_kernel()  # before anything loads numpy
     logger = setup_logging(os.environ.get("SMLOCAL_LOG_LEVEL", "info"))
     logger.info("Docker entrypoint called with argument(s): train")
+    if kernel is not None:
+        logger.debug(f"OpenBLAS kernels: {kernel} ({CORETYPE_ENV})")
     base = base_dir()
     return run_and_report(_run_job, lambda: Paths(base).failure_file)
 
 
 def serve(argv: list[str] | None = None) -> int:
+    choose_openblas_kernel()  # before the server's imports load numpy
     from smlocal.serving.server import main as serve_main
 
     return serve_main(argv)
