@@ -13,7 +13,7 @@ from smlocal.artifacts.kmeans import KMeansModel
 from smlocal.serving.app import create_app
 from smlocal.serving.codecs import csv_codec, json_codec, jsonlines_codec
 from smlocal.serving.codecs.json_codec import rows
-from smlocal.serving.codecs.numbers import json_row_texts, json_rows, plain_csv_values
+from smlocal.serving.codecs.numbers import json_row_texts, json_rows, plain_csv_rows, plain_csv_values
 from smlocal.serving.config import PING_TOKEN_HEADER, ServingConfig
 from smlocal.serving.hot_routes import HotRoutes
 
@@ -33,7 +33,8 @@ def general_csv(body: bytes) -> np.ndarray:
 def test_plain_csv_numbers_take_the_fast_path_and_read_as_float_does(fmt):
     X = RNG.normal(size=(40, 6)) * 10.0 ** RNG.integers(-40, 38, size=(40, 1))
     body = "\n".join(",".join(fmt % (int(v) if fmt == "%d" else v) for v in row) for row in X.tolist()).encode()
-    assert plain_csv_values(b",".join(body.splitlines()), X.size) is not None  # the fast path is taken
+    assert plain_csv_values(b",".join(body.splitlines()), X.size) is not None  # the fast paths are taken
+    assert plain_csv_rows(body) is not None and plain_csv_rows(body + b"\n") is not None
     got, want = csv_codec.decode(body), general_csv(body)
     assert np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want))
 
@@ -56,6 +57,34 @@ def test_fields_json_reads_otherwise_keep_float_semantics(body):
 def test_bad_fields_keep_their_messages(body, message):
     with pytest.raises(Exception, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         csv_codec.decode(body)
+
+
+@pytest.mark.parametrize("body", [b"1,2\n3", b"1,2\n\n3,4", b"1,2\r\n3,4", b"1\n2,3", b"1,2,3\n4,5\n6,7,8",
+                                  b"\n1,2", b"1,2\n3,4,", b"-0,1\n2,3", b"1,nan", b"1,2\n1e39,1", b"1,,2\n3,4"])
+def test_whole_body_path_leaves_other_bodies_to_the_line_paths(body):
+    """Ragged rows, blank lines, CR, a -0 field, NaN or overflow: the whole-body path declines and the
+    line-by-line paths decide, with the values or the message they always gave."""
+    assert plain_csv_rows(body) is None
+    try:
+        want = general_csv(body)
+    except ValueError:
+        with pytest.raises(Exception, match="row|column|number|NaN"):
+            csv_codec.decode(body)
+        return
+    if not np.isfinite(want).all():
+        with pytest.raises(Exception, match="missing \\(NaN\\) or infinite"):
+            csv_codec.decode(body)
+        return
+    got = csv_codec.decode(body)
+    assert np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_whole_body_path_reads_every_width_and_length():
+    for n, d in [(1, 1), (1, 7), (3, 1), (100, 10), (2, 300)]:
+        X = RNG.normal(size=(n, d)).astype(np.float32)
+        body = "\n".join(",".join(repr(float(v)) for v in row) for row in X.tolist()).encode()
+        got = plain_csv_rows(body)
+        assert got is not None and got.dtype == np.float32 and np.array_equal(got, X)
 
 
 def random_columns(n: int, classes: int) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from smlocal.serving.codecs.base import Columns, bad_payload, require_finite, require_rows
-from smlocal.serving.codecs.numbers import plain_csv_values
+from smlocal.serving.codecs.numbers import plain_csv_rows, plain_csv_values
 
 MEDIA_TYPE = "text/csv"
 
@@ -25,6 +25,9 @@ def _locate_bad_value(lines: list[bytes]) -> str:
 
 def decode(body: bytes, params: dict[str, str] | None = None) -> np.ndarray:
     """CSV bytes -> float32 (n, d). Every line must have the same number of values."""
+    fast = plain_csv_rows(body)
+    if fast is not None:
+        return fast
     lines = body.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()

@@ -18,6 +18,7 @@ from smlocal.serving.codecs.base import Columns
 # Bytes a plain decimal CSV field is made of. With nothing else in the body, a JSON parser can only
 # read it as a flat list of numbers.
 _PLAIN_NUMBER_BYTES = b"0123456789+-.eE \t,"
+_PLAIN_ROW_BYTES = _PLAIN_NUMBER_BYTES + b"\n"
 _INTEGER_MINUS_ZERO = re.compile(rb"-0(?![0-9.eE])")  # "-0" as a whole field ("-0.5", "-0e1" are floats)
 
 
@@ -34,7 +35,36 @@ def plain_csv_values(joined: bytes, count: int) -> Optional[np.ndarray]:
         values = np.array(orjson.loads(b"[" + joined + b"]"), dtype=np.float64)
     except (orjson.JSONDecodeError, OverflowError, ValueError, TypeError):
         return None
-    if values.shape != (count,) or (not values.all() and _INTEGER_MINUS_ZERO.search(joined)):
+    return _single(values, joined) if values.shape == (count,) else None
+
+
+def plain_csv_rows(body: bytes) -> Optional[np.ndarray]:
+    """A whole CSV body of such numbers, every line as wide -> float32 (n, d), or None for anything else.
+
+    One orjson call reads every line: each line end becomes a ``null``, which numpy reads as NaN (JSON
+    has no NaN of its own), so the rows are all as wide exactly when the NaNs close every row of a
+    (n, d + 1) reshape. Blank lines, ``\r`` and ragged rows go to the general path, which names them.
+    """
+    text = body.rstrip(b"\n")
+    if not text or text.translate(None, _PLAIN_ROW_BYTES):
+        return None
+    try:
+        values = np.array(orjson.loads(b"[" + text.replace(b"\n", b",null,") + b",null]"), dtype=np.float64)
+    except (orjson.JSONDecodeError, OverflowError, ValueError, TypeError):
+        return None
+    ends = np.isnan(values)
+    width = int(ends.argmax()) + 1  # the first line's values and its end
+    if width < 2 or values.size % width:
+        return None
+    ends = ends.reshape(-1, width)
+    if not ends[:, -1].all() or ends[:, :-1].any():
+        return None  # a line of another width
+    return _single(values.reshape(-1, width)[:, :-1], text)
+
+
+def _single(values: np.ndarray, text: bytes) -> Optional[np.ndarray]:
+    """The doubles as float32, or None where the general path must decide (a sign or a non-finite value)."""
+    if not values.all() and _INTEGER_MINUS_ZERO.search(text):
         return None  # JSON reads the integer -0 as 0, float() as -0.0: let the general path keep the sign
     with np.errstate(over="ignore"):
         single = values.astype(np.float32)
