@@ -257,6 +257,7 @@ def _shrink(state: StreamingKMeans, cfg: KMeansConfig, cluster: Cluster,
             centers, counts, cfg.k, init=cfg.local_lloyd_init_method, max_iter=cfg.local_lloyd_max_iter,
             tol=cfg.local_lloyd_tol, trials=cfg.local_lloyd_num_trials, seed=SEED,
             on_attempt=lambda i, msd: log.info(f"local kmeans attempt #{i}. Current mean square distance {msd:f}"),
+            splitter=state.splitter,
         )
     else:  # the first host shrinks the merged states; the others receive its result below
         reduction = Reduction(np.zeros((cfg.k, state.dim), dtype=np.float32), 0.0, [])

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-CHUNK_ELEMENTS = 1 << 22  # (points, trials x k) distances per product: 32 MB of float64
+from smlocal.algorithms.kmeans.rowsplit import RowSplitter
+
+CHUNK_ELEMENTS = 1 << 22  # (points, trials x k) scores per product: 16 MB of float32
+SPLIT_SCORES = 1 << 18  # fewer scores than this per row range are not worth a thread hand-off
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,9 @@ def absolute_tolerance(points: np.ndarray, tol: float) -> float:
     return float(np.mean(np.var(points, axis=0)) * tol)
 
 
-def assign(rows: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Labels (t, n): the nearest of each trial's (t, k, d) centers for every point.
+def assign(rows: np.ndarray, centers: np.ndarray, splitter: RowSplitter | None = None) -> np.ndarray:
+    """Labels (t, n): the nearest of each trial's (t, k, d) centers for every point (row ranges on the
+    ``splitter``'s threads when one is given; each row's result is the same either way).
 
     ``rows`` is ``[x, 1]`` (n, d+1) float32, so one product with ``[-2c, ||c||^2]`` gives
     ``||x - c||^2 - ||x||^2``, which ranks the centers (in float32, like the streaming pass; the points are
@@ -46,9 +50,16 @@ def assign(rows: np.ndarray, centers: np.ndarray) -> np.ndarray:
     scorer = np.concatenate([-2.0 * flat, np.einsum("ij,ij->i", flat, flat)[:, None]], axis=1).T.astype(np.float32)
     labels = np.empty((t, n), dtype=np.int64)
     step = max(1, CHUNK_ELEMENTS // (t * k))
-    for start in range(0, n, step):
-        scores = (rows[start:start + step] @ scorer).reshape(-1, t, k)
-        labels[:, start:start + step] = scores.argmin(axis=2).T
+
+    def work(first: int, stop: int) -> None:
+        for start in range(first, stop, step):
+            end = min(start + step, stop)
+            labels[:, start:end] = (rows[start:end] @ scorer).reshape(-1, t, k).argmin(axis=2).T
+
+    if splitter is None:
+        work(0, n)
+    else:  # a few hundred rows already make a product of (t x k) columns worth a thread
+        splitter.run(n, work, min_rows=max(1, SPLIT_SCORES // (t * k)))
     return labels
 
 
@@ -85,8 +96,9 @@ def _relocate_empty(points: np.ndarray, weights: np.ndarray, labels: np.ndarray,
 
 
 def batched_lloyd(points: np.ndarray, weights: np.ndarray, seeds: np.ndarray, max_iter: int,
-                  tol: float) -> LloydRuns:
-    """Run one weighted Lloyd trial from each of ``seeds`` (t, k, d) on ``points`` (n, d) float64."""
+                  tol: float, splitter: RowSplitter | None = None) -> LloydRuns:
+    """Run one weighted Lloyd trial from each of ``seeds`` (t, k, d) on ``points`` (n, d) float64, the
+    assignments split over the ``splitter``'s threads when one is given."""
     points = np.asarray(points, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
     centers = np.array(seeds, dtype=np.float64)
@@ -100,7 +112,7 @@ def batched_lloyd(points: np.ndarray, weights: np.ndarray, seeds: np.ndarray, ma
     for _ in range(max_iter):
         if not running.size:
             break
-        labels = assign(rows, centers[running])
+        labels = assign(rows, centers[running], splitter)
         sums, mass = _weighted_sums(points, weights, labels, k)
         if (mass == 0).any():
             _relocate_empty(points, weights, labels, centers[running], sums, mass)
@@ -111,6 +123,6 @@ def batched_lloyd(points: np.ndarray, weights: np.ndarray, seeds: np.ndarray, ma
         previous[running] = labels
         iterations[running] += 1
         running = running[~(repeated | (shift <= threshold))]
-    labels = assign(rows, centers)
+    labels = assign(rows, centers, splitter)
     inertia = np.array([squared_distances(points, centers[trial], labels[trial]) @ weights for trial in range(t)])
     return LloydRuns(centers, inertia, iterations)

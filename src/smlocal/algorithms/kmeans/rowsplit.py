@@ -21,13 +21,13 @@ class RowSplitter:
         self._pool = ThreadPoolExecutor(self.parts - 1, thread_name_prefix="smlocal-kmeans") \
             if self.parts > 1 else None
 
-    def ranges(self, n: int) -> list[tuple[int, int]]:
-        parts = max(1, min(self.parts, n // MIN_ROWS))
+    def ranges(self, n: int, min_rows: int = MIN_ROWS) -> list[tuple[int, int]]:
+        parts = max(1, min(self.parts, n // max(1, min_rows)))
         bounds = [n * i // parts for i in range(parts + 1)]
         return list(zip(bounds[:-1], bounds[1:]))
 
-    def run(self, n: int, work: Callable[[int, int], None]) -> None:
-        ranges = self.ranges(n)
+    def run(self, n: int, work: Callable[[int, int], None], min_rows: int = MIN_ROWS) -> None:
+        ranges = self.ranges(n, min_rows)
         futures = [self._pool.submit(work, start, stop) for start, stop in ranges[1:]] if self._pool else []
         try:
             work(*ranges[0])

@@ -35,16 +35,16 @@ class _Distances:
     small (K up to ~2000, the usual case), computed per request otherwise."""
 
     def __init__(self, points: np.ndarray):
-        self.points = points
-        self.norms = np.einsum("ij,ij->i", points, points)
+        norms = np.einsum("ij,ij->i", points, points)[:, None]
+        ones = np.ones_like(norms)
+        # [x, |x|^2, 1] @ [-2y, 1, |y|^2]^T = |x|^2 - 2 x.y + |y|^2: the whole distance in one product
+        self.left = np.concatenate([points, norms, ones], axis=1)
+        self.right_t = np.ascontiguousarray(np.concatenate([-2.0 * points, ones, norms], axis=1).T)
         n = points.shape[0]
         self.table = self._compute(np.arange(n)) if n * n <= CHUNK_ELEMENTS else None
 
     def _compute(self, rows: np.ndarray) -> np.ndarray:
-        d = self.points[rows] @ self.points.T
-        d *= -2.0
-        d += self.norms[rows][:, None]
-        d += self.norms[None, :]
+        d = self.left[rows] @ self.right_t
         return np.maximum(d, 0.0, out=d)
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
@@ -66,8 +66,10 @@ def _seed_ids(points: np.ndarray, weights: np.ndarray, k: int, trial_ids: list[i
     for c in range(1, k):
         cumulative = np.cumsum(weights * closest, axis=1)  # (t, n)
         draws = np.stack([rng.random(candidates) for rng in rngs]) * cumulative[:, -1:]
-        picks = np.stack([np.searchsorted(cumulative[i], draws[i]) for i in range(t)])
-        picks = np.minimum(picks, n - 1)  # (t, candidates)
+        # one search for every trial: trial i's sums and draws are lifted past trial i-1's
+        lift = (np.arange(t) * (2.0 * float(cumulative[:, -1].max()) + 1.0))[:, None]
+        picks = np.searchsorted((cumulative + lift).ravel(), (draws + lift).ravel()).reshape(t, candidates)
+        picks = np.minimum(picks - rows[:, None] * n, n - 1)  # (t, candidates)
         dist = distances.rows(picks.ravel()).reshape(t, candidates, n)
         np.minimum(dist, closest[:, None, :], out=dist)
         best = np.argmin(dist @ weights, axis=1)  # the candidate leaving the lowest potential

@@ -333,7 +333,7 @@ class Reduction:
 
 def reduce_centers(centers: np.ndarray, weights: np.ndarray, k: int, init: str = KMEANS_PP, max_iter: int = 300,
                    tol: float = 1e-4, trials: int = 10, seed: int = 0,
-                   on_attempt: Callable[[int, float], None] | None = None) -> Reduction:
+                   on_attempt: Callable[[int, float], None] | None = None, splitter: Any = None) -> Reduction:
     """Shrink K weighted centers to ``k`` by weighted Lloyd (``lloyd``); keep the best of ``trials``.
 
     Centers that never received a point (weight 0) carry no information and are left out. When no more
@@ -356,7 +356,7 @@ def reduce_centers(centers: np.ndarray, weights: np.ndarray, k: int, init: str =
     # k-means++ seeds of every trial in one batched pass (scikit-learn's per-trial seeding cost more than
     # the Lloyd iterations themselves)
     seeds = greedy_kmeans_pp(points, w, k, trials, seed) if init == KMEANS_PP else random_seeds(points, w, k, trials, seed)
-    runs = batched_lloyd(points, w, seeds, max_iter, tol)
+    runs = batched_lloyd(points, w, seeds, max_iter, tol, splitter)
     attempts = [float(inertia) / total for inertia in runs.inertia]
     if on_attempt is not None:
         for trial, msd in enumerate(attempts):
