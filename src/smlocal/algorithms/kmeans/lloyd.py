@@ -1,9 +1,9 @@
 """Weighted Lloyd iterations for every local trial at once: the shrink's "local Lloyd".
 
 The shrink runs ``local_lloyd_num_trials`` seeded Lloyd runs on the K weighted streaming centers and keeps
-the best. Each run is small (K=1000 points, k=100): scikit-learn's ``KMeans.fit`` spent more on its input
-checks and set-up (~2 ms a fit) than on its ~8 iterations. Here the trials iterate together, so each
-iteration is one matrix product and one sparse product for all of them.
+the best. Each run is small (K=1000 points, k=100): scikit-learn's ``KMeans.fit`` spent ~2 ms a fit on its
+input checks and set-up beside ~8 iterations of ~0.45 ms. Here the trials iterate together, so each
+iteration is one float32 matrix product and one sparse product for all of them (45 -> 26 ms on one core).
 
 A trial follows scikit-learn's ``lloyd`` step for step: assign every point to its nearest center, move each
 center to the weighted mean of its points; a center left without points takes the point farthest from its
@@ -69,7 +69,8 @@ def squared_distances(points: np.ndarray, centers: np.ndarray, labels: np.ndarra
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def _weighted_sums(points: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _weighted_sums(points: np.ndarray, weights: np.ndarray, labels: np.ndarray,
+                   k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per trial and center: (sum of weight * point (t, k, d), sum of weights (t, k)), one sparse product."""
     t, n = labels.shape
     ids = (labels + (np.arange(t) * k)[:, None]).ravel()

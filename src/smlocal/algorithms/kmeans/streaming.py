@@ -355,7 +355,8 @@ def reduce_centers(centers: np.ndarray, weights: np.ndarray, k: int, init: str =
     total = float(w.sum())
     # k-means++ seeds of every trial in one batched pass (scikit-learn's per-trial seeding cost more than
     # the Lloyd iterations themselves)
-    seeds = greedy_kmeans_pp(points, w, k, trials, seed) if init == KMEANS_PP else random_seeds(points, w, k, trials, seed)
+    draw = greedy_kmeans_pp if init == KMEANS_PP else random_seeds
+    seeds = draw(points, w, k, trials, seed)
     runs = batched_lloyd(points, w, seeds, max_iter, tol, splitter)
     attempts = [float(inertia) / total for inertia in runs.inertia]
     if on_attempt is not None:
