@@ -52,6 +52,12 @@ def request_in_full(received: bytes) -> bool:
 def arrived_in_full(client: socket.socket, listener=None, wait_ms: int = FIRST_BYTES_WAIT_MS) -> bool:
     """Has ``client`` sent a whole request (or closed)? Reads nothing off the socket. It waits up to ``wait_ms``
     for the first bytes, and no longer than until ``listener`` has another connection waiting."""
+    try:  # most clients have sent their request by the time it is accepted: no poll needed then
+        return _whole(client.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        pass
+    except OSError:
+        return True  # reset: the sync path fails fast and logs it as gunicorn does
     poller = select.poll()  # not select.select: a descriptor may be over 1023
     poller.register(client, select.POLLIN)
     if listener is not None:
@@ -59,10 +65,13 @@ def arrived_in_full(client: socket.socket, listener=None, wait_ms: int = FIRST_B
     if client.fileno() not in dict(poller.poll(wait_ms)):
         return False
     try:
-        received = client.recv(PEEK_BYTES, socket.MSG_PEEK)
+        return _whole(client.recv(PEEK_BYTES, socket.MSG_PEEK))
     except OSError:
-        return True  # reset: the sync path fails fast and logs it as gunicorn does
-    return not received or request_in_full(received)
+        return True
+
+
+def _whole(received: bytes) -> bool:
+    return not received or request_in_full(received)  # b"": the client closed; the sync path sees it at once
 
 
 class SlowLaneWorker(SyncWorker):
