@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -59,24 +60,29 @@ def test_bad_fields_keep_their_messages(body, message):
         csv_codec.decode(body)
 
 
-@pytest.mark.parametrize("body", [b"1,2\n3", b"1,2\n\n3,4", b"1,2\r\n3,4", b"1\n2,3", b"1,2,3\n4,5\n6,7,8",
-                                  b"\n1,2", b"1,2\n3,4,", b"-0,1\n2,3", b"1,nan", b"1,2\n1e39,1", b"1,,2\n3,4"])
-def test_whole_body_path_leaves_other_bodies_to_the_line_paths(body):
+@pytest.mark.parametrize("body, expected", [
+    (b"1,2\n3", "row 2 has 1 values but row 1 has 2"),
+    (b"1\n2,3", "row 2 has 2 values but row 1 has 1"),
+    (b"1,2,3\n4,5\n6,7,8", "row 2 has 2 values but row 1 has 3"),
+    (b"1,2\n3,4,", "row 2 has 3 values but row 1 has 2"),
+    (b"1,,2\n3,4", "row 2 has 2 values but row 1 has 3"),
+    (b"1,2\n\n3,4", "row 2 is empty; send one record per line"),
+    (b"\n1,2", "row 1 is empty; send one record per line"),
+    (b"1,nan", "row 1 has a missing (NaN) or infinite value"),
+    (b"1,2\n1e39,1", "row 2 has a missing (NaN) or infinite value"),
+    (b"1,2\r\n3,4", [[1.0, 2.0], [3.0, 4.0]]),
+    (b"-0,1\n2,3", [[-0.0, 1.0], [2.0, 3.0]]),
+])
+def test_whole_body_path_leaves_other_bodies_to_the_line_paths(body, expected):
     """Ragged rows, blank lines, CR, a -0 field, NaN or overflow: the whole-body path declines and the
     line-by-line paths decide, with the values or the message they always gave."""
     assert plain_csv_rows(body) is None
-    try:
-        want = general_csv(body)
-    except ValueError:
-        with pytest.raises(Exception, match="row|column|number|NaN"):
-            csv_codec.decode(body)
-        return
-    if not np.isfinite(want).all():
-        with pytest.raises(Exception, match="missing \\(NaN\\) or infinite"):
+    if isinstance(expected, str):
+        with pytest.raises(Exception, match=re.escape(expected)):
             csv_codec.decode(body)
         return
     got = csv_codec.decode(body)
-    assert np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want))
+    assert np.array_equal(got, expected) and np.array_equal(np.signbit(got), np.signbit(expected))
 
 
 def test_whole_body_path_reads_every_width_and_length():

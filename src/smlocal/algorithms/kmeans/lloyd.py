@@ -63,7 +63,7 @@ def assign(rows: np.ndarray, centers: np.ndarray, splitter: RowSplitter | None =
     return labels
 
 
-def squared_distances(points: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def distances_to_own_center(points: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(n,) float64 squared distance of every point to its labelled row of ``centers`` (k, d)."""
     diff = points - centers[labels]
     return np.einsum("ij,ij->i", diff, diff)
@@ -86,7 +86,7 @@ def _relocate_empty(points: np.ndarray, weights: np.ndarray, labels: np.ndarray,
     distance; that point leaves the sums of the center it was assigned to."""
     for trial in np.flatnonzero((mass == 0).any(axis=1)):
         empty = np.flatnonzero(mass[trial] == 0)
-        distances = squared_distances(points, centers[trial], labels[trial])
+        distances = distances_to_own_center(points, centers[trial], labels[trial])
         farthest = np.argsort(-distances, kind="stable")[:empty.size]
         for center, point in zip(empty, farthest):
             w, donor = weights[point], labels[trial, point]
@@ -125,5 +125,5 @@ def batched_lloyd(points: np.ndarray, weights: np.ndarray, seeds: np.ndarray, ma
         iterations[running] += 1
         running = running[~(repeated | (shift <= threshold))]
     labels = assign(rows, centers, splitter)
-    inertia = np.array([squared_distances(points, centers[trial], labels[trial]) @ weights for trial in range(t)])
+    inertia = np.array([distances_to_own_center(points, centers[trial], labels[trial]) @ weights for trial in range(t)])
     return LloydRuns(centers, inertia, iterations)
